@@ -1,0 +1,158 @@
+"""Shared config pieces: argument parsing and the base pretraining config.
+
+A config file's ``get_config(arg)`` receives the text after ``:`` in
+``--config=configs/simclr_sp.py:runlocal,arch=resnet18``; :func:`parse_arg`
+turns it into typed switches. Every field can then be overridden with
+``--config.a.b=value``; the config is locked, so a misspelt key is an error.
+"""
+
+import ml_collections
+
+SWITCHES = dict(smoke=False, runlocal=False, arch='', size=0, seed=0)
+
+
+def parse_arg(arg, **spec):
+  """Parses 'flag,key=value' into a ConfigDict typed like ``spec``.
+
+  Args:
+    arg: the text after ':' (or None).
+    **spec: allowed switches with their defaults (the default's type is the
+      switch's type; a bare name sets a bool switch to True).
+
+  Returns:
+    ConfigDict with every switch of ``spec``.
+
+  Raises:
+    ValueError: for a switch not in ``spec``.
+  """
+  result = ml_collections.ConfigDict(dict(spec))
+  for token in (arg or '').split(','):
+    token = token.strip()
+    if not token:
+      continue
+    key, sep, value = token.partition('=')
+    if key not in spec:
+      raise ValueError(f'Unknown config switch {key!r}; valid: '
+                       f'{", ".join(sorted(spec))}.')
+    default = spec[key]
+    if not sep:
+      result[key] = True
+    elif isinstance(default, bool):
+      result[key] = value.lower() in ('1', 'true', 'yes')
+    else:
+      result[key] = type(default)(value)
+  return result
+
+
+def run_name(base: str, arg) -> str:
+  """'simclr_sp' + 'runlocal,arch=x' → 'simclr_sp-runlocal-arch=x'."""
+  parts = [t.strip() for t in (arg or '').split(',') if t.strip()]
+  return '-'.join([base] + parts)
+
+
+def data_config(pairs: str) -> ml_collections.ConfigDict:
+  """Pretraining data: Tiny-ImageNet at 64 px, as the paper (ImageNet-derived)."""
+  return ml_collections.ConfigDict(dict(
+      dataset='tiny_imagenet',  # or cifar10, an npz file, an image folder...
+      split='train',
+      data_dir='',              # '' → $SSL_PAIRS_DATA_DIR → TFDS default dir.
+      image_size=64,
+      pairs=pairs,              # semantic | augmented | pair_file
+      pair_file='',             # CSV anchor,partner,class (pairs=pair_file).
+      pairs_per_class=0,        # P; 0 → one pair per image.
+      classes='all',            # 'all', a count, or a class-list file.
+      match='pairs',            # pairs: PS uses 2P images; images: same P.
+      pair_seed=0,              # Fixes the pair set independently of seed.
+      resample_partner=False,   # semantic: redraw partners every epoch.
+      pair_transform='default',  # augmented partner: default | none.
+      num_workers=2,            # grain threads producing batches.
+      prefetch=4,               # batches buffered ahead by grain.
+      augment=dict(
+          preset='strong',      # strong|asymmetric|weak_rrc|weak|none
+          drop='',              # e.g. 'grayscale' or 'blur,color_jitter'.
+          crop_min_scale=0.08,
+          color_jitter=(0.4, 0.4, 0.2, 0.1),
+          jitter_prob=0.8,
+          gray_prob=0.2,
+          blur_prob=-1.0,       # -1: 0.5 above 32 px, off at 32 px.
+      ),
+  ))
+
+
+def eval_config() -> ml_collections.ConfigDict:
+  """Evaluation: kNN and linear probe on CIFAR-10 and Tiny-ImageNet val."""
+  return ml_collections.ConfigDict(dict(
+      datasets='cifar10,tiny_imagenet,cifar100?,stl10?',  # '?' = if present.
+      knn_k='20,200',
+      knn_temperature=0.07,
+      probe=True,
+      probe_max_iter=1000,
+      batch_size=256,
+      train_limit=0,   # 0 = all training images of each eval dataset.
+      test_limit=0,
+      every_epochs=0.0,  # > 0: learning curve (eval_curve.jsonl), from epoch 0.
+      image_size=0,      # 0 = the pretraining resolution.
+  ))
+
+
+def base_config(method: ml_collections.ConfigDict, pairs: str, name: str,
+                arg) -> ml_collections.ConfigDict:
+  """The full pretraining config at the paper's shape, then the switches.
+
+  Paper shape (arXiv 2510.08722): ResNet-50, 64 px, batch 256, 200 epochs.
+  ``:runlocal`` is a CPU-minutes run (ResNet-18 at width 1/4, 32 px) and
+  ``:smoke`` a seconds-long one for tests.
+  """
+  args = parse_arg(arg, **SWITCHES)
+  c = ml_collections.ConfigDict()
+  c.task = 'train'
+  c.name = run_name(name, arg)
+  c.seed = args.seed
+  c.batch_size = 256
+  c.epochs = 200.0
+  c.total_steps = 0  # > 0 overrides epochs.
+  c.log_every_steps = 20
+  c.checkpoint_every_steps = 1000
+  c.keep_checkpoints = 2
+  c.progress = True
+  c.model = ml_collections.ConfigDict(dict(
+      arch='resnet50', width_multiplier=1.0, stem='cifar', dtype='float32'))
+  c.method = method
+  c.optim = ml_collections.ConfigDict(dict(
+      name='lars', base_lr=0.3, weight_decay=1e-4, momentum=0.9,
+      warmup_epochs=10.0, trust_coefficient=0.02))
+  c.data = data_config(pairs)
+  c.eval = eval_config()
+
+  if args.runlocal:
+    c.model.arch, c.model.width_multiplier = 'resnet18', 0.25
+    c.data.image_size = 32
+    c.batch_size = 128
+    c.total_steps = 100
+    c.optim.warmup_epochs = 0.5
+    c.checkpoint_every_steps = 50
+    c.eval.datasets = 'cifar10,tiny_imagenet'
+    c.eval.train_limit = 10000
+    c.eval.probe_max_iter = 300
+  if args.smoke:
+    c.model.arch, c.model.width_multiplier = 'resnet_tiny', 1.0
+    c.method.proj_hidden_dim, c.method.proj_dim = 32, 16
+    c.data.image_size = 16
+    c.data.classes = '8'
+    c.data.pairs_per_class = 4
+    c.batch_size = 8
+    c.total_steps = 4
+    c.optim.warmup_epochs = 0.0
+    c.log_every_steps = 2
+    c.checkpoint_every_steps = 2
+    c.progress = False
+    c.eval.datasets = 'tiny_imagenet'
+    c.eval.train_limit = 400
+    c.eval.test_limit = 200
+    c.eval.probe_max_iter = 50
+    c.eval.batch_size = 64
+  if args.arch:
+    c.model.arch = args.arch
+  if args.size:
+    c.data.image_size = args.size
+  return c

@@ -1,0 +1,20 @@
+r"""SimCLR on augmented pairs (PA): the paper's baseline.
+
+  python main.py --config=configs/simclr_pa.py
+  python main.py --config=configs/simclr_pa.py:runlocal     # ~3 CPU minutes
+  python main.py --config=configs/simclr_pa.py:smoke        # seconds (tests)
+
+Each image's partner is a random "pair transform" of itself (crop, rotation,
+flip, colour jitter); then both go through the same view pipeline as PS.
+--config.data.pair_transform=none gives plain two-view SimCLR.
+"""
+
+from configs import common
+from configs import simclr_sp
+
+
+def get_config(arg=None):
+  config = common.base_config(simclr_sp.simclr_method(), 'augmented',
+                              'simclr_pa', arg)
+  config.data.augment.color_jitter = (0.8, 0.8, 0.8, 0.2)
+  return config

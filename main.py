@@ -1,0 +1,61 @@
+r"""ssl_pairs command line: train + evaluate a config, or evaluate a checkpoint.
+
+  python main.py --config=configs/simclr_sp.py
+  python main.py --config=configs/simclr_sp.py:runlocal --workdir=runs/quick
+  python main.py --config=configs/linear_eval.py --config.restore=runs/simclr_sp
+  python main.py --config=configs/simclr_sp.py --config.batch_size=512
+
+The workdir defaults to runs/<config name>; a workdir that holds a checkpoint
+is resumed. Multi-host: pass --multihost (or run under SLURM/TPU environments
+that jax.distributed.initialize() detects) so every process joins one mesh.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Config file, e.g. configs/simclr_sp.py[:runlocal].',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Run directory (default: runs/<config name>).')
+_MULTIHOST = flags.DEFINE_bool(
+    'multihost', False, 'Call jax.distributed.initialize() before training.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if not flags.FLAGS['verbosity'].present:
+    # Orbax and grain log every save and read at INFO; keep the terminal for
+    # the progress bar and our status lines (pass --verbosity=0 to see them).
+    logging.set_verbosity(logging.WARNING)
+  import jax  # pylint: disable=g-import-not-at-top
+  if _MULTIHOST.value:
+    jax.distributed.initialize()
+  from ssl_pairs import train  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.errors import UserError  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.evals import run as eval_run  # pylint: disable=g-import-not-at-top
+
+  config = _CONFIG.value
+  try:
+    if config.task == 'eval':
+      eval_run.evaluate_checkpoint(config, _WORKDIR.value)
+    else:
+      workdir = _WORKDIR.value or os.path.join('runs', config.name)
+      report = train.run(config, workdir)
+      if report:
+        print(eval_run.markdown_table(report['results']))
+        print(f'Results: {os.path.join(workdir, "eval.json")}')
+  except UserError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['config'])
+  app.run(main)

@@ -1,0 +1,1 @@
+"""Data: sources (images), pairs (which images pair up), augment (views), pipeline (grain)."""

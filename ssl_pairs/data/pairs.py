@@ -1,0 +1,305 @@
+"""Pair sources: which two images form each positive pair.
+
+A pair source is index-level: item ``i`` of an epoch maps to ``(anchor,
+partner)`` indices into an :class:`~ssl_pairs.data.sources.ImageSource`. Views
+are made afterwards by seeded transforms, so the pairs and the crops are both
+reproducible from the seed.
+
+Canonical names (``config.data.pairs``):
+
+* ``semantic`` — a fixed set of pairs of two *different* images of the same
+  class, built once from labels with a seed (C classes × P pairs per class), as
+  the paper's curated set; ``resample_partner=True`` redraws the partner at
+  every epoch (the label-supervised variant).
+* ``augmented`` — each image's partner is the same image; the partner then gets
+  the "pair transform" (crop, rotation, flip, colour jitter) before both go
+  through the standard view pipeline.
+* ``pair_file`` — a curated CSV ``anchor,partner,class`` (paths relative to the
+  dataset root, or integer indices), such as ``build_pairs`` writes.
+
+The rule that applies the pair transform is the same everywhere: a pair whose
+anchor and partner are the same image gets it on the partner.
+"""
+
+import csv
+import dataclasses
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ssl_pairs.errors import UserError, unknown_name_error
+
+PAIR_SOURCES = ('semantic', 'augmented', 'pair_file')
+
+
+@dataclasses.dataclass
+class PairSet:
+  """A fixed list of (anchor, partner) image indices, optionally resampled.
+
+  Attributes:
+    anchors: int64 [P] image indices.
+    partners: int64 [P] image indices (== anchors for augmented pairs).
+    labels: int64 [N] class of every image of the source (used only to redraw
+      partners when ``resample_partner``).
+    resample_partner: redraw each partner every epoch from the anchor's class.
+    seed: seed of the redraws.
+  """
+  anchors: np.ndarray
+  partners: np.ndarray
+  labels: Optional[np.ndarray] = None
+  resample_partner: bool = False
+  seed: int = 0
+
+  def __post_init__(self):
+    self.anchors = np.asarray(self.anchors, np.int64)
+    self.partners = np.asarray(self.partners, np.int64)
+    if self.resample_partner:
+      order = np.argsort(self.labels, kind='stable')
+      sorted_labels = self.labels[order]
+      self._class_members = order
+      self._class_start = np.searchsorted(sorted_labels, self.labels,
+                                          side='left')
+      self._class_count = (np.searchsorted(sorted_labels, self.labels,
+                                           side='right') - self._class_start)
+
+  def __len__(self) -> int:
+    return len(self.anchors)
+
+  def pair(self, item: int, epoch: int):
+    """(anchor, partner) image indices of pair ``item`` in ``epoch``."""
+    anchor = int(self.anchors[item])
+    if not self.resample_partner:
+      return anchor, int(self.partners[item])
+    rng = np.random.default_rng([self.seed, epoch, item, 0x9A1])
+    start, count = self._class_start[anchor], self._class_count[anchor]
+    # Uniform over the other members of the class: draw from count-1 slots
+    # and skip the anchor's own slot.
+    slot = int(rng.integers(count - 1))
+    own = int(np.nonzero(self._class_members[start:start + count] == anchor)[0][0])
+    if slot >= own:
+      slot += 1
+    return anchor, int(self._class_members[start + slot])
+
+  @property
+  def is_augmented(self) -> np.ndarray:
+    """bool [P]: pairs whose two images are the same image."""
+    return self.anchors == self.partners
+
+
+def select_classes(labels: np.ndarray, class_names: Sequence[str],
+                   classes: str, seed: int) -> np.ndarray:
+  """Class indices chosen by ``classes``: 'all', a count, or a class-list file.
+
+  A count picks that many classes at random with ``seed``; a file lists one
+  class per line, by name or by wnid-like folder name (blank lines and ``#``
+  comments ignored).
+  """
+  present = np.unique(labels)
+  spec = str(classes).strip()
+  if spec in ('', 'all'):
+    return present
+  if spec.isdigit():
+    count = int(spec)
+    if not 0 < count <= len(present):
+      raise UserError(f'data.classes={count} must be between 1 and the '
+                      f'{len(present)} classes in the data.')
+    rng = np.random.default_rng([seed, 0xC1A55])
+    return np.sort(rng.choice(present, count, replace=False))
+  if not os.path.isfile(spec):
+    raise UserError(f"data.classes={spec!r} is neither 'all', a count, nor an "
+                    'existing class-list file.')
+  with open(spec) as f:
+    wanted = [line.split('#')[0].strip() for line in f]
+  wanted = [w for w in wanted if w]
+  lookup = {name: i for i, name in enumerate(class_names)}
+  missing = [w for w in wanted if w not in lookup]
+  if missing:
+    raise UserError(f'Class-list file {spec} names {len(missing)} classes not '
+                    f'in the data (first: {missing[0]!r}); use names from '
+                    'the dataset.')
+  return np.asarray(sorted({lookup[w] for w in wanted}), np.int64)
+
+
+def _members_by_class(labels, classes, seed):
+  """{class: seeded permutation of its image indices}."""
+  out = {}
+  for c in classes:
+    members = np.nonzero(labels == c)[0]
+    rng = np.random.default_rng([seed, int(c), 0x5E7])
+    out[int(c)] = members[rng.permutation(len(members))]
+  return out
+
+
+def semantic_pairs_from_labels(labels: np.ndarray, classes: np.ndarray,
+                               pairs_per_class: int, seed: int,
+                               class_names: Sequence[str] = (),
+                               match: str = 'pairs'):
+  """Fixed semantic pairs: C classes × P pairs of two different images.
+
+  Args:
+    labels: int [N] class of every image.
+    classes: classes to use.
+    pairs_per_class: P; 0 means one pair per image of the class.
+    seed: seed of the selection.
+    class_names: for error messages.
+    match: 'pairs' — pairs use 2P distinct images where the class has them
+      (every image in at most one pair); 'images' — the pairs are made among
+      the same P images that the matched augmented set uses (each of them is an
+      anchor once and a partner once).
+
+  Returns:
+    (anchors, partners) int64 arrays of C·P indices, class by class.
+  """
+  anchors, partners = [], []
+  for c, members in _members_by_class(labels, classes, seed).items():
+    n = len(members)
+    if n < 2:
+      name = class_names[c] if len(class_names) > c else c
+      raise UserError(f'Class {name!r} has {n} image; semantic pairs need at '
+                      'least two images per class, so add images or drop '
+                      'the class.')
+    p = pairs_per_class or n
+    if match == 'pairs' and 2 * p <= n:
+      anchors.append(members[:p])
+      partners.append(members[p:2 * p])
+      continue
+    pool = members[:min(p, n)] if match == 'images' else members
+    k = len(pool)
+    if k < 2:
+      raise UserError(f'pairs_per_class={p} leaves one image in a class; '
+                      'semantic pairs need at least 2.')
+    i = np.arange(p)
+    # Anchor i cycles through the pool; its partner is a different pool image
+    # (offset 1, 2, ... on later cycles), so no pair is an image with itself.
+    offset = 1 + (i // k) % (k - 1)
+    anchors.append(pool[i % k])
+    partners.append(pool[(i + offset) % k])
+  return np.concatenate(anchors), np.concatenate(partners)
+
+
+def augmented_images_from_labels(labels: np.ndarray, classes: np.ndarray,
+                                 images_per_class: int, seed: int):
+  """The images of the matched augmented set: P per class (0 = all).
+
+  Uses the same seeded per-class order as :func:`semantic_pairs_from_labels`,
+  so with ``match='pairs'`` these are exactly the semantic anchors, and with
+  ``match='images'`` exactly the images the semantic pairs are made of.
+  """
+  chosen = []
+  for members in _members_by_class(labels, classes, seed).values():
+    p = images_per_class or len(members)
+    if p > len(members):
+      raise UserError(f'images_per_class={p} exceeds the {len(members)} images '
+                      'of a class; lower data.pairs_per_class.')
+    chosen.append(members[:p])
+  return np.concatenate(chosen)
+
+
+def read_pair_file(path: str, source) -> PairSet:
+  """Reads a CSV of ``anchor,partner[,class]`` rows into a PairSet.
+
+  Anchors and partners are paths relative to the dataset root (as in
+  ``source.paths``) or integer indices into the source. The optional class
+  column is checked against the images' labels (by name or index).
+  """
+  if not os.path.isfile(path):
+    raise UserError(f'Pair file {path} does not exist; build one with '
+                    '`python -m ssl_pairs.tools.build_pairs`.')
+  with open(path, newline='') as f:
+    rows = [r for r in csv.reader(f) if r and not r[0].startswith('#')]
+  if rows and rows[0][0].strip().lower() == 'anchor':
+    rows = rows[1:]
+  if not rows:
+    raise UserError(f'Pair file {path} has no pairs; it needs rows '
+                    '"anchor,partner[,class]".')
+  lookup = {p: i for i, p in enumerate(source.paths)} if source.paths else {}
+  names = {n: i for i, n in enumerate(source.class_names)}
+
+  def to_index(token):
+    token = token.strip()
+    if token in lookup:
+      return lookup[token]
+    if token.isdigit():
+      i = int(token)
+      if 0 <= i < len(source):
+        return i
+    return None
+
+  anchors, partners, missing = [], [], []
+  for n, row in enumerate(rows, start=1):
+    if len(row) < 2:
+      raise UserError(f'Pair file {path} row {n} has {len(row)} column; each '
+                      'row needs anchor,partner[,class].')
+    a, b = to_index(row[0]), to_index(row[1])
+    for token, idx in ((row[0], a), (row[1], b)):
+      if idx is None:
+        missing.append(token.strip())
+    if a is None or b is None:
+      continue
+    if len(row) >= 3 and row[2].strip():
+      cls = row[2].strip()
+      want = names.get(cls, int(cls) if cls.isdigit() else None)
+      if want is None:
+        raise UserError(f'Pair file {path} row {n} names unknown class '
+                        f'{cls!r}; use a class of {source.name}.')
+      if source.labels[a] != want:
+        raise UserError(f'Pair file {path} row {n} says class {cls!r} but '
+                        f'{row[0].strip()} is in class '
+                        f'{source.class_names[source.labels[a]]!r}; fix the '
+                        'row.')
+    anchors.append(a)
+    partners.append(b)
+  if missing:
+    raise UserError(f'Pair file {path} names {len(missing)} images that are '
+                    f'not in {source.name} {source.split} (first: '
+                    f'{missing[0]!r}); paths must be relative to {source.root}.')
+  return PairSet(np.asarray(anchors), np.asarray(partners))
+
+
+def write_pair_file(path: str, pairs: PairSet, source) -> None:
+  """Writes ``anchor,partner,class`` rows (paths when the source has them)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  name = (lambda i: source.paths[i]) if source.paths else str
+  with open(path, 'w', newline='') as f:
+    w = csv.writer(f)
+    w.writerow(['anchor', 'partner', 'class'])
+    for a, b in zip(pairs.anchors, pairs.partners):
+      w.writerow([name(a), name(b), source.class_names[source.labels[a]]])
+
+
+def build_pair_set(data_config, source) -> PairSet:
+  """The pair set named by ``data_config.pairs`` over ``source``."""
+  kind = data_config.pairs
+  seed = data_config.pair_seed
+  if kind == 'pair_file':
+    if not data_config.pair_file:
+      raise UserError("data.pairs='pair_file' needs data.pair_file=<csv path>.")
+    return read_pair_file(data_config.pair_file, source)
+  if kind not in PAIR_SOURCES:
+    raise unknown_name_error('pair source (data.pairs)', kind, PAIR_SOURCES)
+  if data_config.pairs_per_class < 0:
+    raise UserError(f'data.pairs_per_class={data_config.pairs_per_class} must '
+                    'be 0 (all images) or positive.')
+  classes = select_classes(source.labels, source.class_names,
+                           data_config.classes, seed)
+  if kind == 'semantic':
+    anchors, partners = semantic_pairs_from_labels(
+        source.labels, classes, data_config.pairs_per_class, seed,
+        source.class_names, data_config.match)
+    return PairSet(anchors, partners, labels=source.labels,
+                   resample_partner=data_config.resample_partner, seed=seed)
+  images = augmented_images_from_labels(
+      source.labels, classes, data_config.pairs_per_class, seed)
+  return PairSet(images, images)
+
+
+def summarize_pairs(source, pair_set: PairSet) -> dict:
+  """Counts describing a pair set (for build_pairs and logs)."""
+  anchors, partners = pair_set.anchors, pair_set.partners
+  used = np.unique(np.concatenate([anchors, partners]))
+  same_class = np.mean(source.labels[anchors] == source.labels[partners])
+  return {'pairs': int(len(anchors)), 'distinct_images': int(len(used)),
+          'classes': int(len(np.unique(source.labels[anchors]))),
+          'same_image_pairs': int(np.sum(anchors == partners)),
+          'same_class_fraction': float(same_class)}

@@ -1,0 +1,160 @@
+"""grain input pipeline: source → pairs → seeded views → batches → device.
+
+The stream is an infinite sequence of *global positions*; position ``p`` is pair
+``order[p]`` of epoch ``p // len(pairs)``, where ``order`` is grain's per-epoch
+shuffle. Each process reads the rows of every global batch that belong to it,
+so any number of processes see together exactly the global batch one process
+would see (the multi-host contract). The two views of a pair are drawn from a
+numpy Generator seeded with (seed, epoch, pair), so they depend on neither the
+batch composition nor the number of threads: same seed ⇒ same pairs, same crops.
+
+Batches are uint8 (4× less to copy than float32); normalisation happens on the
+device inside the jitted step (:func:`normalize_images`).
+"""
+
+import collections
+import dataclasses
+import sys
+from typing import Iterator, Optional
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssl_pairs.data import augment
+from ssl_pairs.data.pairs import PairSet
+from ssl_pairs.data.sources import ImageSource
+from ssl_pairs.errors import UserError
+
+# Fixed normalisation (ImageNet statistics) for every dataset, so features of a
+# pretraining set and of a transfer set pass through the same input scaling.
+MEAN = np.asarray([0.485, 0.456, 0.406], np.float32)
+STD = np.asarray([0.229, 0.224, 0.225], np.float32)
+
+
+def normalize_images(images, dtype=jnp.float32):
+  """uint8 [..., 3] → normalised float on the device."""
+  x = images.astype(jnp.float32) / 255.0
+  return ((x - MEAN) / STD).astype(dtype)
+
+
+@dataclasses.dataclass
+class PairViews:
+  """Maps a global position to one training record (two views of a pair).
+
+  Calling it is a pure function of the position: the epoch, the pair and every
+  random draw are derived from (seed, epoch, pair index).
+  """
+  source: ImageSource
+  pairs: PairSet
+  order: grain.MapDataset
+  specs: tuple
+  pair_spec: Optional[augment.ViewSpec]
+  image_size: int
+  seed: int
+
+  def __call__(self, position: int):
+    epoch = position // len(self.pairs)
+    item = int(self.order[position])
+    anchor, partner = self.pairs.pair(item, epoch)
+    rng = np.random.default_rng([self.seed, epoch, item])
+    image_a, image_b = self.source[anchor], self.source[partner]
+    if anchor == partner and self.pair_spec is not None:
+      image_b = augment.apply_view(image_b, rng, self.pair_spec,
+                                   image_b.shape[0])
+    return {
+        'view1': augment.apply_view(image_a, rng, self.specs[0],
+                                    self.image_size),
+        'view2': augment.apply_view(image_b, rng, self.specs[1],
+                                    self.image_size),
+        'label': np.int32(self.source.labels[anchor]),
+        'index': np.int32(anchor),
+    }
+
+
+def train_batches(source: ImageSource, pairs: PairSet, data_config,
+                  global_batch: int, seed: int, process_index: int = 0,
+                  process_count: int = 1) -> grain.MapDataset:
+  """An infinite MapDataset of this process's batches (element k = step k).
+
+  Args:
+    source: images.
+    pairs: the pair set (one epoch = len(pairs) pairs).
+    data_config: ``config.data`` (augment, pair_transform, image_size).
+    global_batch: pairs per step over all processes.
+    seed: data seed (shuffle order and views).
+    process_index, process_count: this process's slice of each global batch.
+
+  Returns:
+    MapDataset whose element k is a dict of numpy arrays with leading
+    dimension ``global_batch // process_count``: 'view1', 'view2' (uint8
+    [b, S, S, 3]), 'label' and 'index' (int32 [b], the anchor's).
+  """
+  if len(pairs) < global_batch:
+    raise UserError(f'The batch size {global_batch} is larger than the '
+                    f'{len(pairs)} pairs in the data; lower batch_size or use '
+                    'more data.')
+  if global_batch % process_count:
+    raise UserError(f'batch_size {global_batch} is not divisible by the '
+                    f'{process_count} processes; make it a multiple.')
+  local = global_batch // process_count
+  order = grain.MapDataset.range(len(pairs)).shuffle(seed=seed).repeat()
+  views = PairViews(
+      source=source, pairs=pairs, order=order,
+      specs=augment.view_specs(data_config.augment, data_config.image_size),
+      pair_spec=augment.pair_transform_spec(data_config.pair_transform),
+      image_size=data_config.image_size, seed=seed)
+
+  def global_position(j):
+    step, row = divmod(j, local)
+    return step * global_batch + process_index * local + row
+
+  return (grain.MapDataset.range(0, sys.maxsize)
+          .map(lambda j: views(global_position(j)))
+          .batch(local, drop_remainder=True))
+
+
+class DeviceIterator:
+  """Iterates batches onto the devices, ``depth`` steps ahead.
+
+  Wraps a grain iterator; each batch is put on the mesh with
+  ``jax.make_array_from_process_local_data`` (asynchronous), so the copy of
+  batch k+1 overlaps step k. ``state()`` returns the grain iterator state
+  *after the last batch handed out* — not after the prefetched ones — which is
+  what a checkpoint must store to resume at the right batch.
+  """
+
+  def __init__(self, batches: grain.MapDataset, sharding,
+               start_state: Optional[dict] = None, num_threads: int = 2,
+               prefetch: int = 4, depth: int = 2):
+    opts = grain.ReadOptions(num_threads=num_threads,
+                             prefetch_buffer_size=prefetch)
+    self._it = iter(batches.to_iter_dataset(opts))
+    if start_state:
+      self._it.set_state(start_state)
+    self._sharding = sharding
+    self._depth = depth
+    self._queue = collections.deque()
+    self._state = self._it.get_state()
+
+  def _fetch(self):
+    local = next(self._it)
+    state = self._it.get_state()
+    device = jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(self._sharding, x),
+        local)
+    self._queue.append((device, state))
+
+  def __iter__(self) -> Iterator:
+    return self
+
+  def __next__(self):
+    while len(self._queue) < self._depth:
+      self._fetch()
+    batch, self._state = self._queue.popleft()
+    return batch
+
+  def state(self) -> dict:
+    """grain iterator state positioned after the last returned batch."""
+    return dict(self._state)

@@ -1,0 +1,1 @@
+"""Evaluations of frozen encoders: kNN, linear probe, and the report."""

@@ -1,0 +1,56 @@
+"""Frozen-encoder features, extracted in batches under jit on all devices."""
+
+from typing import Callable
+
+import jax
+import numpy as np
+
+from ssl_pairs import sharding as sharding_lib
+from ssl_pairs.data.pipeline import normalize_images
+from ssl_pairs.models import DTYPES
+
+
+def make_feature_fn(backbone, mesh, dtype: str = 'float32') -> Callable:
+  """jit(fn(variables, uint8 images) -> pooled features), batch split on mesh.
+
+  Features are the pooled backbone output in eval mode (BatchNorm running
+  statistics), on the un-augmented image (METHODS.md §4).
+  """
+  compute_dtype = DTYPES[dtype]
+
+  def features(variables, images):
+    return backbone.apply(variables, normalize_images(images, compute_dtype),
+                          train=False)
+
+  data = sharding_lib.data_sharding(mesh)
+  return jax.jit(features, in_shardings=(sharding_lib.replicated(mesh), data),
+                 out_shardings=data)
+
+
+def extract_features(feature_fn: Callable, variables, source,
+                     batch_size: int, mesh) -> np.ndarray:
+  """float32 [len(source), F] features of every image of ``source``.
+
+  The last batch is padded to ``batch_size`` (rounded up to a multiple of the
+  device count) so the function compiles once.
+  """
+  n_dev = mesh.devices.size
+  batch_size = -(-batch_size // n_dev) * n_dev
+  variables = jax.device_put(variables, sharding_lib.replicated(mesh))
+  data = sharding_lib.data_sharding(mesh)
+  out = []
+  pending = None
+  for start in range(0, len(source), batch_size):
+    idx = np.arange(start, min(start + batch_size, len(source)))
+    images = source.gather(idx)
+    if len(idx) < batch_size:
+      pad = np.zeros((batch_size - len(idx),) + images.shape[1:], images.dtype)
+      images = np.concatenate([images, pad])
+    feats = feature_fn(variables, jax.device_put(images, data))
+    # Fetch the previous batch while this one computes.
+    if pending is not None:
+      out.append(np.asarray(pending[0])[:pending[1]])
+    pending = (feats, len(idx))
+  if pending is not None:
+    out.append(np.asarray(pending[0])[:pending[1]])
+  return np.concatenate(out).astype(np.float32)

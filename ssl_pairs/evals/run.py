@@ -1,0 +1,255 @@
+"""Evaluation runner: datasets → features → kNN + linear probe → report.
+
+``config.eval.datasets`` is a comma list of dataset names or paths (see
+:func:`ssl_pairs.data.sources.load_split`); a trailing ``?`` marks a dataset as
+optional (skipped with a note when it is not on disk, e.g. ``cifar100?``).
+Results are keyed by the name as written (for a path: the file or folder
+name). Images are resized to the pretraining resolution. A dataset without a
+test split is split 50/50 per class with a fixed seed, and its result says so.
+
+Reports: ``workdir/eval.json`` (merged with earlier results, so evaluating more
+datasets later never loses earlier ones) and ``workdir/eval.md``.
+"""
+
+import dataclasses
+import json
+import os
+import time
+from typing import Dict, List, Optional, Tuple
+
+import jax
+import numpy as np
+
+from ssl_pairs import checkpoint as checkpoint_lib
+from ssl_pairs import sharding as sharding_lib
+from ssl_pairs.data import sources as sources_lib
+from ssl_pairs.errors import UserError
+from ssl_pairs.evals import features as features_lib
+from ssl_pairs.evals import knn as knn_lib
+from ssl_pairs.evals import linear_probe as probe_lib
+from ssl_pairs.metrics import format_seconds, say
+from ssl_pairs.models import get_backbone
+
+
+@dataclasses.dataclass
+class EvalSet:
+  """One evaluation dataset: train and test splits at the model's resolution."""
+  name: str
+  train: sources_lib.ImageSource
+  test: sources_lib.ImageSource
+  note: str = ''
+
+
+def parse_datasets(spec: str) -> List[Tuple[str, bool]]:
+  """'cifar10,cifar100?' → [('cifar10', False), ('cifar100', True)]."""
+  out = []
+  for token in str(spec).split(','):
+    token = token.strip()
+    if token:
+      out.append((token.rstrip('?'), token.endswith('?')))
+  return out
+
+
+def result_key(name: str) -> str:
+  """The key a dataset's results are stored under (file/folder name for paths)."""
+  if os.sep in name or name.endswith('.npz'):
+    return os.path.basename(os.path.normpath(name))
+  return name
+
+
+def stratified_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
+  """Indices of ≈``limit`` items with every class kept in proportion."""
+  if not limit or limit >= len(labels):
+    return np.arange(len(labels))
+  rng = np.random.default_rng([seed, 0x5AB5])
+  picked = []
+  for c in np.unique(labels):
+    members = np.nonzero(labels == c)[0]
+    k = max(1, int(round(limit * len(members) / len(labels))))
+    picked.append(rng.choice(members, min(k, len(members)), replace=False))
+  return np.sort(np.concatenate(picked))
+
+
+def stratified_halves(labels: np.ndarray, seed: int):
+  """(first half, second half) indices: each class split 50/50 at random."""
+  rng = np.random.default_rng([seed, 0x4A1F])
+  a, b = [], []
+  for c in np.unique(labels):
+    members = rng.permutation(np.nonzero(labels == c)[0])
+    half = (len(members) + 1) // 2
+    a.append(members[:half])
+    b.append(members[half:])
+  return np.sort(np.concatenate(a)), np.sort(np.concatenate(b))
+
+
+def load_eval_set(name: str, data_dir: str, image_size: int,
+                  eval_config, seed: int) -> EvalSet:
+  """Train/test splits of ``name`` at ``image_size``, limited as configured."""
+  note = ''
+  if sources_lib.has_split(name, 'test', data_dir):
+    train = sources_lib.load_split(name, 'train', data_dir, image_size)
+    test = sources_lib.load_split(name, 'test', data_dir, image_size)
+  else:
+    whole = sources_lib.load_split(name, 'train', data_dir, image_size)
+    first, second = stratified_halves(whole.labels, seed)
+    train, test = whole.subset(first), whole.subset(second)
+    note = f'no test split: stratified 50/50 split with seed {seed}'
+  if eval_config.train_limit:
+    train = train.subset(stratified_subset(train.labels,
+                                           eval_config.train_limit, seed))
+  if eval_config.test_limit:
+    test = test.subset(stratified_subset(test.labels, eval_config.test_limit,
+                                         seed))
+  return EvalSet(result_key(name), train, test, note)
+
+
+class Evaluator:
+  """Evaluates encoder variables on the configured datasets.
+
+  Datasets are loaded once (on first use) and kept, so a learning curve with
+  many evaluation points pays the loading cost once.
+  """
+
+  def __init__(self, eval_config, data_dir: str, image_size: int, model_config,
+               mesh, seed: int = 0):
+    self.config = eval_config
+    self.data_dir = data_dir
+    self.image_size = image_size
+    self.mesh = mesh
+    self.seed = seed
+    backbone, _ = get_backbone(model_config)
+    self.feature_fn = features_lib.make_feature_fn(backbone, mesh,
+                                                   model_config.dtype)
+    self._sets: Optional[List[EvalSet]] = None
+    self.skipped: Dict[str, str] = {}
+
+  def sets(self) -> List[EvalSet]:
+    if self._sets is None:
+      self._sets = []
+      for name, optional in parse_datasets(self.config.datasets):
+        try:
+          self._sets.append(load_eval_set(name, self.data_dir, self.image_size,
+                                          self.config, self.seed))
+        except UserError as e:
+          if not optional:
+            raise
+          self.skipped[result_key(name)] = str(e)
+          say(f'Skipping optional eval dataset {name}: {e}')
+    return self._sets
+
+  def __call__(self, variables) -> Dict[str, Dict[str, object]]:
+    """{dataset: {'knn@k': %, 'probe': %, 'probe_l2': λ, ...}}."""
+    results = {}
+    ks = [int(k) for k in str(self.config.knn_k).split(',') if k.strip()]
+    for s in self.sets():
+      t0 = time.time()
+      bs = self.config.batch_size
+      ftr = features_lib.extract_features(self.feature_fn, variables, s.train,
+                                          bs, self.mesh)
+      fte = features_lib.extract_features(self.feature_fn, variables, s.test,
+                                          bs, self.mesh)
+      num_classes = max(s.train.num_classes, s.test.num_classes)
+      r = {f'knn@{k}': v for k, v in knn_lib.knn_accuracy(
+          ftr, s.train.labels, fte, s.test.labels, num_classes, ks,
+          self.config.knn_temperature).items()}
+      if self.config.probe:
+        probe = probe_lib.linear_probe(
+            ftr, s.train.labels, fte, s.test.labels, num_classes,
+            max_iter=self.config.probe_max_iter, seed=self.seed)
+        r.update(probe=probe['top1'], probe_l2=probe['l2'],
+                 probe_iterations=probe['iterations'])
+      r.update(n_train=len(s.train), n_test=len(s.test),
+               seconds=round(time.time() - t0, 2))
+      if s.note:
+        r['note'] = s.note
+      results[s.name] = r
+    return results
+
+
+def _metric_columns(results) -> List[str]:
+  cols = []
+  for r in results.values():
+    for k in r:
+      if (k.startswith('knn@') or k == 'probe') and k not in cols:
+        cols.append(k)
+  return sorted(cols, key=lambda c: (c == 'probe', len(c), c))
+
+
+def markdown_table(results: Dict[str, Dict[str, object]]) -> str:
+  """Markdown table: one row per dataset, top-1 accuracies in %."""
+  cols = _metric_columns(results)
+  header = ['dataset'] + [f'{c} top-1 %' for c in cols] + [
+      'train / test images', 'step', 'note']
+  lines = ['| ' + ' | '.join(header) + ' |',
+           '|' + '---|' * len(header)]
+  for name, r in results.items():
+    vals = [f'{r[c]:.2f}' if c in r else '-' for c in cols]
+    lines.append('| ' + ' | '.join(
+        [name] + vals + [f'{r.get("n_train", "-")} / {r.get("n_test", "-")}',
+                         str(r.get('step', '-')), r.get('note', '')]) + ' |')
+  return '\n'.join(lines)
+
+
+def write_report(workdir: str, results: Dict[str, Dict[str, object]],
+                 info: Dict[str, object]) -> Dict[str, object]:
+  """Merges ``results`` into workdir/eval.json and rewrites eval.md."""
+  path = os.path.join(workdir, 'eval.json')
+  report = {'results': {}}
+  if os.path.exists(path):
+    with open(path) as f:
+      report = json.load(f)
+  report.update(info)
+  report.setdefault('results', {}).update(results)
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(report, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+  lines = [f'# Evaluation of {report.get("run", workdir)}', '',
+           f'- checkpoint step: {report.get("step", "-")}',
+           f'- training wall-clock time: '
+           f'{format_seconds(report.get("train_seconds"))}', '',
+           markdown_table(report['results']), '']
+  with open(os.path.join(workdir, 'eval.md'), 'w') as f:
+    f.write('\n'.join(lines))
+  return report
+
+
+def evaluate_checkpoint(config, workdir: Optional[str] = None):
+  """Evaluates the encoder of ``config.restore`` (``configs/linear_eval.py``).
+
+  The backbone and resolution come from the checkpoint's own config; the
+  datasets and probe settings from ``config.eval``. Results are written to
+  ``workdir`` (default: the restored run's directory).
+  """
+  if not config.restore:
+    raise UserError('Nothing to evaluate: pass --config.restore=<workdir of a '
+                    'training run>.')
+  t0 = time.time()
+  saved, step, variables, data = checkpoint_lib.restore_encoder(
+      config.restore, config.restore_step or None)
+  model_config = _as_config(saved['model'])
+  image_size = config.eval.image_size or saved['data']['image_size']
+  data_dir = sources_lib.resolve_data_dir(
+      config.data_dir or saved['data'].get('data_dir'))
+  mesh = sharding_lib.make_mesh()
+  evaluator = Evaluator(config.eval, data_dir, image_size, model_config, mesh,
+                        seed=config.seed)
+  variables = jax.device_put(variables, sharding_lib.replicated(mesh))
+  results = evaluator(variables)
+  for r in results.values():
+    r['step'] = step
+  out_dir = workdir or os.path.dirname(
+      checkpoint_lib.find_checkpoint_dir(config.restore))
+  os.makedirs(out_dir, exist_ok=True)
+  report = write_report(out_dir, results, {
+      'run': saved.get('name', os.path.basename(out_dir)), 'step': step,
+      'train_seconds': data.get('train_seconds'),
+      'eval_seconds': round(time.time() - t0, 2),
+      'skipped': evaluator.skipped})
+  print(markdown_table(results))
+  return report
+
+
+def _as_config(d):
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  return ml_collections.ConfigDict(d)

@@ -1,0 +1,37 @@
+"""Backbones by name: ``get_backbone(model_config) -> (module, feature_dim)``."""
+
+import jax.numpy as jnp
+
+from ssl_pairs.errors import unknown_name_error
+from ssl_pairs.models import resnet as resnet_lib
+
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def backbone_names():
+  """Names accepted by ``config.model.arch``."""
+  return sorted(resnet_lib.RESNET_STAGES)
+
+
+def get_backbone(model_config):
+  """Builds the encoder named by ``model_config.arch``.
+
+  Args:
+    model_config: ConfigDict with ``arch``, ``width_multiplier``, ``stem`` and
+      ``dtype`` ('float32' or 'bfloat16').
+
+  Returns:
+    (flax module mapping images [B, H, W, 3] to features [B, F], F).
+  """
+  arch = model_config.arch
+  if model_config.dtype not in DTYPES:
+    raise unknown_name_error('model.dtype', model_config.dtype, DTYPES)
+  dtype = DTYPES[model_config.dtype]
+  if arch in resnet_lib.RESNET_STAGES:
+    if model_config.stem not in ('cifar', 'imagenet'):
+      raise unknown_name_error('model.stem', model_config.stem,
+                               ('cifar', 'imagenet'))
+    module = resnet_lib.resnet(arch, model_config.width_multiplier,
+                               model_config.stem, dtype)
+    return module, resnet_lib.feature_dim(arch, model_config.width_multiplier)
+  raise unknown_name_error('model.arch', arch, backbone_names())

@@ -1,0 +1,136 @@
+"""ResNet backbones (Flax Linen) with a CIFAR stem for 32–64 px inputs.
+
+The structure follows torchvision's ResNet v1.5 (stride on the 3×3 conv of the
+bottleneck) and flax's ``examples/imagenet/models.py``. The CIFAR stem (3×3 conv,
+stride 1, no max-pool) is the default because the study trains at 32–64 px, where
+the ImageNet stem (7×7 stride 2 + max-pool) throws away three quarters of the
+resolution before the first block.
+"""
+
+import functools
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+ModuleDef = Any
+
+
+class BasicBlock(nn.Module):
+  """Two 3×3 convolutions with a residual connection (ResNet-18/34)."""
+  filters: int
+  conv: ModuleDef
+  norm: ModuleDef
+  strides: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    residual = x
+    y = self.conv(self.filters, (3, 3), (self.strides, self.strides))(x)
+    y = nn.relu(self.norm()(y))
+    y = self.conv(self.filters, (3, 3))(y)
+    # Zero-init the last BN scale of each block: the block starts as identity,
+    # which stabilises large-batch training (Goyal et al. 2017).
+    y = self.norm(scale_init=nn.initializers.zeros)(y)
+    if residual.shape != y.shape:
+      residual = self.conv(self.filters, (1, 1), (self.strides, self.strides),
+                           name='conv_proj')(residual)
+      residual = self.norm(name='norm_proj')(residual)
+    return nn.relu(residual + y)
+
+
+class BottleneckBlock(nn.Module):
+  """1×1 → 3×3 (strided) → 1×1 bottleneck block (ResNet-50 and deeper)."""
+  filters: int
+  conv: ModuleDef
+  norm: ModuleDef
+  strides: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    residual = x
+    y = nn.relu(self.norm()(self.conv(self.filters, (1, 1))(x)))
+    y = self.conv(self.filters, (3, 3), (self.strides, self.strides))(y)
+    y = nn.relu(self.norm()(y))
+    y = self.conv(self.filters * 4, (1, 1))(y)
+    y = self.norm(scale_init=nn.initializers.zeros)(y)
+    if residual.shape != y.shape:
+      residual = self.conv(self.filters * 4, (1, 1),
+                           (self.strides, self.strides),
+                           name='conv_proj')(residual)
+      residual = self.norm(name='norm_proj')(residual)
+    return nn.relu(residual + y)
+
+
+class ResNet(nn.Module):
+  """ResNet returning the globally average-pooled features.
+
+  Attributes:
+    stage_sizes: number of blocks in each stage.
+    block_cls: BasicBlock or BottleneckBlock.
+    width: base number of filters of the first stage (64 for the standard nets;
+      a width multiplier scales it).
+    stem: 'cifar' (3×3 conv stride 1, no max-pool) or 'imagenet' (7×7 stride 2
+      conv + 3×3 stride 2 max-pool).
+    dtype: computation dtype (parameters stay float32).
+  """
+  stage_sizes: Sequence[int]
+  block_cls: ModuleDef
+  width: int = 64
+  stem: str = 'cifar'
+  dtype: Any = jnp.float32
+  act: Callable = nn.relu
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
+                             kernel_init=nn.initializers.variance_scaling(
+                                 2.0, 'fan_out', 'normal'))
+    norm = functools.partial(nn.BatchNorm, use_running_average=not train,
+                             momentum=0.9, epsilon=1e-5, dtype=self.dtype)
+    x = x.astype(self.dtype)
+    if self.stem == 'cifar':
+      x = conv(self.width, (3, 3), name='conv_init')(x)
+      x = nn.relu(norm(name='bn_init')(x))
+    elif self.stem == 'imagenet':
+      x = conv(self.width, (7, 7), (2, 2), padding=[(3, 3), (3, 3)],
+               name='conv_init')(x)
+      x = nn.relu(norm(name='bn_init')(x))
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding='SAME')
+    else:
+      raise ValueError(f"Unknown stem {self.stem!r}; use 'cifar' or 'imagenet'.")
+    for i, block_size in enumerate(self.stage_sizes):
+      for j in range(block_size):
+        strides = 2 if i > 0 and j == 0 else 1
+        x = self.block_cls(self.width * 2**i, strides=strides, conv=conv,
+                           norm=norm)(x)
+    # Pool in float32 so features handed to heads and evaluations are fp32.
+    return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+
+
+RESNET_STAGES = {
+    'resnet_tiny': ((1, 1), BasicBlock),
+    'resnet18': ((2, 2, 2, 2), BasicBlock),
+    'resnet34': ((3, 4, 6, 3), BasicBlock),
+    'resnet50': ((3, 4, 6, 3), BottleneckBlock),
+    'resnet101': ((3, 4, 23, 3), BottleneckBlock),
+}
+
+
+def resnet(arch: str, width_multiplier: float = 1.0, stem: str = 'cifar',
+           dtype: Any = jnp.float32) -> ResNet:
+  """Builds a ResNet by name; ``resnet_tiny`` (2 stages, base width 8) is for tests."""
+  stages, block = RESNET_STAGES[arch]
+  base = 8 if arch == 'resnet_tiny' else 64
+  return ResNet(stage_sizes=stages, block_cls=block,
+                width=max(1, int(round(base * width_multiplier))), stem=stem,
+                dtype=dtype)
+
+
+def feature_dim(arch: str, width_multiplier: float = 1.0) -> int:
+  """Dimension of the pooled output of ``resnet(arch, width_multiplier)``."""
+  stages, block = RESNET_STAGES[arch]
+  base = 8 if arch == 'resnet_tiny' else 64
+  width = max(1, int(round(base * width_multiplier)))
+  expansion = 4 if block is BottleneckBlock else 1
+  return width * 2**(len(stages) - 1) * expansion

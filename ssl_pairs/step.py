@@ -1,0 +1,68 @@
+"""The train step: one pure function ``(state, batch) -> (state, metrics)``.
+
+It is jitted once per run with the state donated. Randomness comes from
+``fold_in(key(seed), state.step)``, so a resumed run draws the same numbers at
+the same step. A step whose loss or gradients are not finite leaves the state
+untouched and reports ``nonfinite=1``; the loop stops on it (naming the step)
+so no NaN ever reaches a checkpoint.
+"""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ssl_pairs.data.pipeline import normalize_images
+from ssl_pairs.models import DTYPES
+from ssl_pairs.state import TrainState
+
+VIEW_KEYS = ('view1', 'view2')
+
+
+def make_train_step(method, tx: optax.GradientTransformation,
+                    schedule: Callable, seed: int):
+  """Builds the (un-jitted) train step for ``method``.
+
+  Args:
+    method: a :class:`ssl_pairs.methods.Method`.
+    tx: optax optimizer.
+    schedule: learning-rate schedule (logged only).
+    seed: run seed; the step's key is ``fold_in(key(seed), step)``.
+
+  Returns:
+    train_step(state, batch) -> (state, metrics dict of scalars). ``batch``
+    holds uint8 views [B, S, S, 3] (normalised here, on the device), 'label'
+    and 'index'.
+  """
+  dtype = DTYPES[method.config.model.dtype]
+
+  def train_step(state: TrainState, batch):
+    rng = jax.random.fold_in(jax.random.key(seed), state.step)
+    inputs = dict(batch)
+    for k in VIEW_KEYS:
+      inputs[k] = normalize_images(batch[k], dtype)
+
+    def loss_fn(params):
+      return method.loss(params, state.batch_stats, state.method_state, inputs,
+                         rng, state.step)
+
+    (loss, (batch_stats, metrics)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    new_state = state.replace(
+        step=state.step + 1, params=optax.apply_updates(state.params, updates),
+        batch_stats=batch_stats, opt_state=opt_state)
+    new_state = method.after_update(new_state)
+    grad_norm = optax.global_norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    # Keep the old state on a non-finite step (only the step counter is not
+    # advanced either): the loop reports the step and stops.
+    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
+                             new_state, state)
+    metrics = dict(metrics, loss=loss, grad_norm=grad_norm,
+                   lr=schedule(state.step),
+                   nonfinite=(~finite).astype(jnp.int32))
+    return new_state, metrics
+
+  return train_step

@@ -1,0 +1,239 @@
+"""Training: ``run(config, workdir)`` — mesh → data → state → jitted step → loop.
+
+Sections, in order: data (sources and pairs), model and optimizer, state
+initialised directly on the mesh, resume from the latest checkpoint, the loop
+(metrics flushed every ``log_every_steps``; checkpoints every
+``checkpoint_every_steps`` and at the end; learning-curve evaluations every
+``eval.every_epochs``), and the final evaluation report.
+"""
+
+import json
+import os
+import time
+from typing import Any, Dict
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from ssl_pairs import checkpoint as checkpoint_lib
+from ssl_pairs import metrics as metrics_lib
+from ssl_pairs import optim
+from ssl_pairs import sharding as sharding_lib
+from ssl_pairs.data import pairs as pairs_lib
+from ssl_pairs.data import pipeline
+from ssl_pairs.data import sources as sources_lib
+from ssl_pairs.errors import UserError
+from ssl_pairs.evals import run as eval_lib
+from ssl_pairs.methods import get_method
+from ssl_pairs.state import TrainState
+from ssl_pairs.step import make_train_step
+
+
+def validate_config(config) -> None:
+  """Rejects impossible sizes and rates before any work is done."""
+  checks = [
+      (config.batch_size > 0, f'batch_size={config.batch_size} must be '
+       'positive'),
+      (config.epochs > 0 or config.total_steps > 0,
+       'set epochs or total_steps to a positive value'),
+      (config.total_steps >= 0, f'total_steps={config.total_steps} must not '
+       'be negative'),
+      (config.data.image_size > 0, f'data.image_size={config.data.image_size} '
+       'must be positive'),
+      (config.log_every_steps > 0, 'log_every_steps must be positive'),
+      (config.checkpoint_every_steps > 0,
+       'checkpoint_every_steps must be positive'),
+      (config.model.width_multiplier > 0, 'model.width_multiplier must be '
+       'positive'),
+      (config.eval.every_epochs >= 0, 'eval.every_epochs must not be '
+       'negative'),
+  ]
+  for ok, message in checks:
+    if not ok:
+      raise UserError(message[0].upper() + message[1:] + '.')
+
+
+def load_pretraining_data(config):
+  """(image source, pair set) of the pretraining data."""
+  data_dir = sources_lib.resolve_data_dir(config.data.data_dir)
+  source = sources_lib.load_split(config.data.dataset, config.data.split,
+                                  data_dir, config.data.image_size)
+  return source, pairs_lib.build_pair_set(config.data, source)
+
+
+def run_length(config, num_pairs: int):
+  """(steps per epoch as a float, total steps)."""
+  steps_per_epoch = num_pairs / config.batch_size
+  total = config.total_steps or int(config.epochs * steps_per_epoch)
+  return steps_per_epoch, max(int(total), 1)
+
+
+def create_state(method, tx, config, mesh) -> TrainState:
+  """A fresh TrainState, initialised directly with replicated sharding."""
+  size = config.data.image_size
+  sample = jnp.zeros((2, size, size, 3), jnp.float32)
+
+  def init(rng):
+    model_rng, method_rng = jax.random.split(rng)
+    variables = method.init_variables(model_rng, sample)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32), params=variables['params'],
+        batch_stats=variables['batch_stats'],
+        opt_state=tx.init(variables['params']),
+        method_state=method.init_method_state(method_rng, variables))
+
+  return jax.jit(init, out_shardings=sharding_lib.replicated(mesh))(
+      jax.random.key(config.seed))
+
+
+def encoder_variables(state: TrainState) -> Dict[str, Any]:
+  """The backbone's params and batch stats (what evaluation needs)."""
+  return {'params': state.params['backbone'],
+          'batch_stats': state.batch_stats.get('backbone', {})}
+
+
+def _curve_steps(config, steps_per_epoch, total_steps):
+  """Steps at which the learning curve is evaluated (epoch 0 included)."""
+  every = config.eval.every_epochs
+  if not every:
+    return {}
+  out, e = {}, 0.0
+  while e * steps_per_epoch < total_steps:
+    out[int(round(e * steps_per_epoch))] = round(e, 4)
+    e += every
+  return out
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
+  """Trains ``config`` in ``workdir`` (resuming if it holds a checkpoint).
+
+  Returns:
+    The evaluation report (also in workdir/eval.json).
+  """
+  validate_config(config)
+  workdir = os.path.abspath(workdir)
+  is_main = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  config_dict = config.to_dict()
+
+  # --- Data.
+  mesh = sharding_lib.make_mesh()
+  sharding_lib.check_batch_size(config.batch_size, mesh)
+  source, pair_set = load_pretraining_data(config)
+  steps_per_epoch, total_steps = run_length(config, len(pair_set))
+  batches = pipeline.train_batches(
+      source, pair_set, config.data, config.batch_size, config.seed,
+      jax.process_index(), jax.process_count())
+  metrics_lib.say(
+      f'Pretraining on {source.name} {source.split}: {len(source)} images, '
+      f'{len(pair_set)} {config.data.pairs} pairs, {total_steps} steps of '
+      f'{config.batch_size} pairs on {mesh.devices.size} device(s).')
+
+  # --- Model, optimizer and state.
+  method = get_method(config)
+  schedule = optim.learning_rate_schedule(config.optim, total_steps,
+                                          steps_per_epoch, config.batch_size)
+  tx = optim.make_optimizer(config.optim, schedule)
+  state = create_state(method, tx, config, mesh)
+
+  checkpoints = checkpoint_lib.Checkpoints(workdir, config.keep_checkpoints)
+  data_state, train_seconds = None, 0.0
+  start = checkpoints.latest_step()
+  if start is not None:
+    checkpoint_lib.check_resume_config(checkpoints.read_config(start),
+                                       config_dict, workdir)
+    state, saved = checkpoints.restore(start, state)
+    data_state, train_seconds = saved['iterator'], saved['train_seconds']
+    metrics_lib.say(f'Resumed {workdir} at step {start}.')
+  start = int(start or 0)
+  if is_main:
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      json.dump(config_dict, f, indent=2, sort_keys=True)
+
+  data_sharding = sharding_lib.data_sharding(mesh)
+  state_sharding = jax.tree.map(lambda x: x.sharding, state)
+  train_step = jax.jit(
+      make_train_step(method, tx, schedule, config.seed),
+      in_shardings=(state_sharding, data_sharding),
+      out_shardings=(state_sharding, sharding_lib.replicated(mesh)),
+      donate_argnums=0)
+
+  data_dir = sources_lib.resolve_data_dir(config.data.data_dir)
+  evaluator = eval_lib.Evaluator(config.eval, data_dir, config.data.image_size,
+                                 config.model, mesh, seed=config.seed)
+  curve_steps = _curve_steps(config, steps_per_epoch, total_steps)
+  curve_path = os.path.join(workdir, 'eval_curve.jsonl')
+  if is_main:
+    metrics_lib.truncate_jsonl(curve_path, start)
+
+  def evaluate_curve_point(step):
+    results = evaluator(encoder_variables(state))
+    row = {'step': step, 'epoch': curve_steps[step],
+           'train_seconds': round(train_seconds, 2), 'results': results}
+    if is_main:
+      with open(curve_path, 'a') as f:
+        f.write(json.dumps(row) + '\n')
+      summary = ', '.join(f'{d} ' + '/'.join(
+          f'{k}={v:.1f}' for k, v in r.items()
+          if k.startswith(('knn@', 'probe')) and k not in (
+              'probe_l2', 'probe_iterations')) for d, r in results.items())
+      logger.message(f'epoch {curve_steps[step]:g} (step {step}): {summary}')
+      for d, r in results.items():
+        logger.scalars(step, f'eval/{d}', r)
+
+  def save(step):
+    checkpoints.save(step, state, {'iterator': iterator.state(),
+                                   'train_seconds': train_seconds},
+                     config_dict)
+
+  # --- Loop.
+  iterator = pipeline.DeviceIterator(
+      batches, data_sharding, data_state, num_threads=config.data.num_workers,
+      prefetch=config.data.prefetch)
+  logger = metrics_lib.MetricsLogger(workdir, total_steps, start,
+                                     config.batch_size,
+                                     progress=config.progress and is_main)
+  pending, first_pending = [], start + 1
+  try:
+    done = {r['step'] for r in metrics_lib.read_jsonl(curve_path)}
+    if start in curve_steps and start not in done:
+      evaluate_curve_point(start)
+    t_last = time.time()
+    for step in range(start + 1, total_steps + 1):
+      state, m = train_step(state, next(iterator))
+      pending.append(m)
+      boundary = (step % config.log_every_steps == 0 or step == total_steps or
+                  step % config.checkpoint_every_steps == 0 or
+                  step in curve_steps)
+      if boundary:
+        logger.write(first_pending, jax.device_get(pending))
+        pending, first_pending = [], step + 1
+        now = time.time()
+        train_seconds += now - t_last
+        if step % config.checkpoint_every_steps == 0 or step == total_steps:
+          save(step)
+        if step in curve_steps:
+          evaluate_curve_point(step)
+        t_last = time.time()
+  finally:
+    logger.close()
+    checkpoints.close()
+
+  # --- Final evaluation.
+  t0 = time.time()
+  last = total_steps
+  curve = metrics_lib.read_jsonl(curve_path)
+  final = [r for r in curve if r['step'] == last]
+  results = final[0]['results'] if final else evaluator(encoder_variables(state))
+  for r in results.values():
+    r['step'] = last
+  report = {}
+  if is_main:
+    report = eval_lib.write_report(workdir, results, {
+        'run': config.name, 'step': last, 'epochs': last / steps_per_epoch,
+        'train_seconds': round(train_seconds, 2),
+        'eval_seconds': round(time.time() - t0, 2),
+        'skipped': evaluator.skipped})
+  return report
+
