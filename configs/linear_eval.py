@@ -1,6 +1,7 @@
-r"""Evaluate a trained encoder: kNN and linear probe from an Orbax checkpoint.
+r"""python main.py --config=configs/linear_eval.py --config.restore=runs/simclr_sp
 
-  python main.py --config=configs/linear_eval.py --config.restore=runs/simclr_sp
+Evaluate a trained encoder: kNN and linear probe from an Orbax checkpoint.
+
   python main.py --config=configs/linear_eval.py:smoke --config.restore=W
 
 The backbone and input resolution come from the checkpoint's own config;

@@ -1,6 +1,7 @@
-r"""SimCLR on augmented pairs (PA): the paper's baseline.
+r"""python main.py --config=configs/simclr_pa.py
 
-  python main.py --config=configs/simclr_pa.py
+SimCLR on augmented pairs (PA): the paper's baseline.
+
   python main.py --config=configs/simclr_pa.py:runlocal     # ~3 CPU minutes
   python main.py --config=configs/simclr_pa.py:smoke        # seconds (tests)
 

@@ -1,6 +1,7 @@
-r"""SimCLR on semantic pairs (PS): two different images of one class.
+r"""python main.py --config=configs/simclr_sp.py
 
-  python main.py --config=configs/simclr_sp.py
+SimCLR on semantic pairs (PS): two different images of one class.
+
   python main.py --config=configs/simclr_sp.py:runlocal     # ~3 CPU minutes
   python main.py --config=configs/simclr_sp.py:smoke        # seconds (tests)
 

@@ -9,6 +9,7 @@ initialised directly on the mesh, resume from the latest checkpoint, the loop
 
 import json
 import os
+import signal
 import time
 from typing import Any, Dict
 
@@ -29,29 +30,36 @@ from ssl_pairs.methods import get_method
 from ssl_pairs.state import TrainState
 from ssl_pairs.step import make_train_step
 
+# Fault injection for crash tests: SIGKILL this process right after the given
+# step (its metrics flushed, any checkpoint save possibly still in flight).
+KILL_AT_STEP_ENV = 'SSL_PAIRS_KILL_AT_STEP'
+
 
 def validate_config(config) -> None:
   """Rejects impossible sizes and rates before any work is done."""
   checks = [
-      (config.batch_size > 0, f'batch_size={config.batch_size} must be '
-       'positive'),
+      (config.batch_size > 0,
+       f'batch_size={config.batch_size} must be positive.'),
       (config.epochs > 0 or config.total_steps > 0,
-       'set epochs or total_steps to a positive value'),
-      (config.total_steps >= 0, f'total_steps={config.total_steps} must not '
-       'be negative'),
-      (config.data.image_size > 0, f'data.image_size={config.data.image_size} '
-       'must be positive'),
-      (config.log_every_steps > 0, 'log_every_steps must be positive'),
+       'Set epochs or total_steps to a positive value.'),
+      (config.total_steps >= 0,
+       f'total_steps={config.total_steps} must not be negative.'),
+      (config.data.image_size > 0,
+       f'data.image_size={config.data.image_size} must be positive.'),
+      (config.log_every_steps > 0,
+       f'log_every_steps={config.log_every_steps} must be positive.'),
       (config.checkpoint_every_steps > 0,
-       'checkpoint_every_steps must be positive'),
-      (config.model.width_multiplier > 0, 'model.width_multiplier must be '
-       'positive'),
-      (config.eval.every_epochs >= 0, 'eval.every_epochs must not be '
-       'negative'),
+       f'checkpoint_every_steps={config.checkpoint_every_steps} must be '
+       'positive.'),
+      (config.model.width_multiplier > 0,
+       f'model.width_multiplier={config.model.width_multiplier} must be '
+       'positive.'),
+      (config.eval.every_epochs >= 0,
+       f'eval.every_epochs={config.eval.every_epochs} must not be negative.'),
   ]
   for ok, message in checks:
     if not ok:
-      raise UserError(message[0].upper() + message[1:] + '.')
+      raise UserError(message)
 
 
 def load_pretraining_data(config):
@@ -94,7 +102,7 @@ def encoder_variables(state: TrainState) -> Dict[str, Any]:
 
 
 def _curve_steps(config, steps_per_epoch, total_steps):
-  """Steps at which the learning curve is evaluated (epoch 0 included)."""
+  """{step: epoch} of the learning-curve evaluations (epoch 0 and the end)."""
   every = config.eval.every_epochs
   if not every:
     return {}
@@ -102,6 +110,7 @@ def _curve_steps(config, steps_per_epoch, total_steps):
   while e * steps_per_epoch < total_steps:
     out[int(round(e * steps_per_epoch))] = round(e, 4)
     e += every
+  out[total_steps] = round(total_steps / steps_per_epoch, 4)
   return out
 
 
@@ -195,6 +204,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
                                      config.batch_size,
                                      progress=config.progress and is_main)
   pending, first_pending = [], start + 1
+  kill_at = int(os.environ.get(KILL_AT_STEP_ENV, '0') or 0)
   try:
     done = {r['step'] for r in metrics_lib.read_jsonl(curve_path)}
     if start in curve_steps and start not in done:
@@ -216,6 +226,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
         if step in curve_steps:
           evaluate_curve_point(step)
         t_last = time.time()
+      if step == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
   finally:
     logger.close()
     checkpoints.close()

@@ -31,6 +31,8 @@ import numpy as np
 from ssl_pairs.errors import UserError, unknown_name_error
 
 PAIR_SOURCES = ('semantic', 'augmented', 'pair_file')
+RESOURCES = os.path.join(os.path.dirname(os.path.dirname(__file__)),
+                         'resources')
 
 
 @dataclasses.dataclass
@@ -88,11 +90,12 @@ class PairSet:
 
 
 def select_classes(labels: np.ndarray, class_names: Sequence[str],
-                   classes: str, seed: int) -> np.ndarray:
+                   classes: str, seed: int,
+                   class_ids: Optional[Sequence[str]] = None) -> np.ndarray:
   """Class indices chosen by ``classes``: 'all', a count, or a class-list file.
 
   A count picks that many classes at random with ``seed``; a file lists one
-  class per line, by name or by wnid-like folder name (blank lines and ``#``
+  class per line, by name or by id such as a wnid (blank lines and ``#``
   comments ignored).
   """
   present = np.unique(labels)
@@ -106,13 +109,17 @@ def select_classes(labels: np.ndarray, class_names: Sequence[str],
                       f'{len(present)} classes in the data.')
     rng = np.random.default_rng([seed, 0xC1A55])
     return np.sort(rng.choice(present, count, replace=False))
+  builtin = os.path.join(RESOURCES, f'{spec}.txt')
+  if not os.path.isfile(spec) and os.path.isfile(builtin):
+    spec = builtin
   if not os.path.isfile(spec):
-    raise UserError(f"data.classes={spec!r} is neither 'all', a count, nor an "
-                    'existing class-list file.')
+    raise UserError(f"data.classes={spec!r} is neither 'all', a count, a "
+                    'class-list file, nor a list in ssl_pairs/resources.')
   with open(spec) as f:
     wanted = [line.split('#')[0].strip() for line in f]
   wanted = [w for w in wanted if w]
   lookup = {name: i for i, name in enumerate(class_names)}
+  lookup.update({cid: i for i, cid in enumerate(class_ids or ())})
   missing = [w for w in wanted if w not in lookup]
   if missing:
     raise UserError(f'Class-list file {spec} names {len(missing)} classes not '
@@ -139,7 +146,7 @@ def semantic_pairs_from_labels(labels: np.ndarray, classes: np.ndarray,
 
   Args:
     labels: int [N] class of every image.
-    classes: classes to use.
+    classes: class indices to use.
     pairs_per_class: P; 0 means one pair per image of the class.
     seed: seed of the selection.
     class_names: for error messages.
@@ -215,6 +222,7 @@ def read_pair_file(path: str, source) -> PairSet:
                     '"anchor,partner[,class]".')
   lookup = {p: i for i, p in enumerate(source.paths)} if source.paths else {}
   names = {n: i for i, n in enumerate(source.class_names)}
+  names.update({n: i for i, n in enumerate(source.class_ids or ())})
 
   def to_index(token):
     token = token.strip()
@@ -282,7 +290,7 @@ def build_pair_set(data_config, source) -> PairSet:
     raise UserError(f'data.pairs_per_class={data_config.pairs_per_class} must '
                     'be 0 (all images) or positive.')
   classes = select_classes(source.labels, source.class_names,
-                           data_config.classes, seed)
+                           data_config.classes, seed, source.class_ids)
   if kind == 'semantic':
     anchors, partners = semantic_pairs_from_labels(
         source.labels, classes, data_config.pairs_per_class, seed,

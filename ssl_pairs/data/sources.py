@@ -72,6 +72,7 @@ class ImageSource:
     paths: per-image paths relative to ``root`` (None when unknown).
     boxes: int [N, 4] (x0, y0, x1, y1) object boxes in original pixels, or None.
     root: dataset root directory (for pair files), or None.
+    class_ids: alternative class identifiers (Tiny-ImageNet wnids), or None.
   """
   name: str
   split: str
@@ -83,6 +84,7 @@ class ImageSource:
   paths: Optional[Sequence[str]] = None
   boxes: Optional[np.ndarray] = None
   root: Optional[str] = None
+  class_ids: Optional[Sequence[str]] = None
 
   def __len__(self) -> int:
     return len(self.labels)
@@ -346,8 +348,10 @@ def load_tiny_imagenet(root: str, split: str,
     raise UserError(f"Tiny-ImageNet split {split!r} has no labels here; use "
                     "'train' or 'val'.")
   _, readable = tiny_imagenet_class_names(root)
-  return _folder_source(root, files, labels, readable, 'tiny_imagenet', split,
-                        image_size, boxes=np.asarray(boxes, np.int64))
+  src = _folder_source(root, files, labels, readable, 'tiny_imagenet', split,
+                       image_size, boxes=np.asarray(boxes, np.int64))
+  src.class_ids = wnids
+  return src
 
 
 def load_tfds(name: str, split: str, data_dir: str,

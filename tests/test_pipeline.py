@@ -1,0 +1,101 @@
+"""grain pipeline: determinism, process slicing, resume position, pair transform."""
+
+import jax
+import numpy as np
+
+from configs import common
+from ssl_pairs import sharding
+from ssl_pairs.data import pairs as pairs_lib
+from ssl_pairs.data import pipeline
+from ssl_pairs.data import sources
+
+
+def make(synthetic_npz, kind='semantic', preset='strong', pair_transform='default',
+         batch=8, seed=0, process_index=0, process_count=1):
+  src = sources.load_split(synthetic_npz, 'train', '', 16)
+  cfg = common.data_config(kind)
+  cfg.image_size = 16
+  cfg.augment.preset = preset
+  cfg.pair_transform = pair_transform
+  ps = pairs_lib.build_pair_set(cfg, src)
+  return src, ps, pipeline.train_batches(src, ps, cfg, batch, seed,
+                                         process_index, process_count)
+
+
+def assert_batches_equal(a, b):
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_same_seed_same_batches_other_seed_other_batches(synthetic_npz):
+  _, _, one = make(synthetic_npz)
+  _, _, two = make(synthetic_npz)
+  _, _, other = make(synthetic_npz, seed=1)
+  for step in (0, 3, 25):  # 25 is in the third epoch (80 pairs / 8).
+    assert_batches_equal(one[step], two[step])
+  assert not np.array_equal(one[0]['view1'], other[0]['view1'])
+  b = one[0]
+  assert b['view1'].shape == (8, 16, 16, 3) and b['view1'].dtype == np.uint8
+  assert b['label'].dtype == np.int32
+
+
+def test_each_epoch_visits_every_pair_once_in_a_new_order(synthetic_npz):
+  _, ps, batches = make(synthetic_npz)
+  epoch0 = np.concatenate([batches[s]['index'] for s in range(10)])
+  epoch1 = np.concatenate([batches[s]['index'] for s in range(10, 20)])
+  np.testing.assert_array_equal(np.sort(epoch0), np.sort(ps.anchors))
+  np.testing.assert_array_equal(np.sort(epoch1), np.sort(ps.anchors))
+  assert not np.array_equal(epoch0, epoch1)
+
+
+def test_processes_together_see_the_single_process_batch(synthetic_npz):
+  _, _, whole = make(synthetic_npz)
+  parts = [make(synthetic_npz, process_index=p, process_count=2)[2]
+           for p in range(2)]
+  for step in (0, 7, 12):
+    joined = {k: np.concatenate([parts[0][step][k], parts[1][step][k]])
+              for k in whole[step]}
+    assert_batches_equal(joined, whole[step])
+
+
+def test_semantic_views_come_from_two_images_of_one_class(synthetic_npz):
+  src, ps, batches = make(synthetic_npz, preset='none')
+  b = batches[0]
+  anchors = set(ps.anchors.tolist())
+  for v1, v2, idx in zip(b['view1'], b['view2'], b['index']):
+    assert idx in anchors
+    np.testing.assert_array_equal(v1, src[idx])
+    assert not np.array_equal(v1, v2)
+
+
+def test_augmented_partner_gets_the_pair_transform(synthetic_npz):
+  src, _, plain = make(synthetic_npz, 'augmented', preset='none',
+                       pair_transform='none')
+  b = plain[0]
+  np.testing.assert_array_equal(b['view1'], b['view2'])
+  np.testing.assert_array_equal(b['view1'][0], src[b['index'][0]])
+  _, _, paired = make(synthetic_npz, 'augmented', preset='none')
+  b = paired[0]
+  np.testing.assert_array_equal(b['view1'][0], src[b['index'][0]])
+  assert not np.array_equal(b['view1'], b['view2'])
+
+
+def test_device_iterator_state_resumes_at_the_next_batch(synthetic_npz):
+  _, _, batches = make(synthetic_npz)
+  mesh = sharding.make_mesh()
+  data = sharding.data_sharding(mesh)
+  it = pipeline.DeviceIterator(batches, data, num_threads=2, prefetch=3)
+  seen = [jax.device_get(next(it)) for _ in range(5)]
+  state = it.state()
+  assert state == {'next_index': 5}  # Not the prefetched position.
+  resumed = pipeline.DeviceIterator(batches, data, start_state=state)
+  assert_batches_equal(jax.device_get(next(resumed)), batches[5])
+  assert_batches_equal(seen[4], batches[4])
+
+
+def test_batch_larger_than_the_data_is_a_clear_error(synthetic_npz):
+  import pytest
+  from ssl_pairs.errors import UserError
+  with pytest.raises(UserError, match='larger than the 80 pairs'):
+    make(synthetic_npz, batch=128)

@@ -1,0 +1,178 @@
+"""End-to-end training on tiny synthetic data: report, resume, refusal, errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from conftest import REPO
+from ssl_pairs import checkpoint
+from ssl_pairs import train
+from ssl_pairs.errors import UserError
+from ssl_pairs.evals import run as eval_run
+from ssl_pairs.metrics import NonFiniteLossError, read_jsonl
+
+
+def test_smoke_run_trains_checkpoints_and_reports(smoke_config, tmp_path):
+  workdir = str(tmp_path / 'run')
+  report = train.run(smoke_config, workdir)
+  rows = read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
+  assert [r['step'] for r in rows] == [1, 2, 3, 4]
+  assert all(np.isfinite(r['loss']) and r['grad_norm'] > 0 for r in rows)
+  assert {'embed_std', 'embed_rank', 'lr', 'pairs_per_sec'} <= set(rows[0])
+  result = report['results']['synthetic.npz']
+  assert 'stratified 50/50' in result['note']
+  assert result['n_train'] == result['n_test'] == 40
+  assert 0 <= result['probe'] <= 100 and 'knn@200' in result
+  assert report['train_seconds'] > 0
+  assert checkpoint.Checkpoints(workdir).manager.all_steps() == [2, 4]
+  assert os.path.exists(os.path.join(workdir, 'eval.md'))
+  assert os.listdir(os.path.join(workdir, 'tb'))
+
+  # Evaluating the checkpoint on its own reproduces the end-of-run numbers.
+  from configs import linear_eval
+  cfg = linear_eval.get_config()
+  cfg.restore = workdir
+  cfg.eval.datasets = smoke_config.eval.datasets
+  cfg.eval.probe_max_iter = smoke_config.eval.probe_max_iter
+  out = eval_run.evaluate_checkpoint(cfg, str(tmp_path / 'eval'))
+  again = out['results']['synthetic.npz']
+  for k in ('knn@20', 'knn@200', 'probe'):
+    assert again[k] == pytest.approx(result[k], abs=1e-6), k
+  assert out['train_seconds'] == pytest.approx(report['train_seconds'], abs=1)
+
+  # The same workdir with another temperature is refused, naming the key; a
+  # longer run (a safe key) resumes and continues.
+  changed = smoke_config.copy_and_resolve_references()
+  changed.method.temperature = 0.5
+  with pytest.raises(UserError, match=r'method\.temperature \(0\.2 → 0\.5\)'):
+    train.run(changed, workdir)
+  longer = smoke_config.copy_and_resolve_references()
+  longer.total_steps = 6
+  longer.eval.probe = False
+  train.run(longer, workdir)
+  rows = read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
+  assert [r['step'] for r in rows] == [1, 2, 3, 4, 5, 6]
+
+
+def test_learning_curve_points_from_epoch_zero(smoke_config, tmp_path):
+  smoke_config.total_steps = 20  # 80 pairs / 8 = 10 steps per epoch.
+  smoke_config.eval.every_epochs = 1.0
+  smoke_config.eval.probe = False
+  workdir = str(tmp_path / 'curve')
+  train.run(smoke_config, workdir)
+  curve = read_jsonl(os.path.join(workdir, 'eval_curve.jsonl'))
+  assert [(r['step'], r['epoch']) for r in curve] == [(0, 0), (10, 1), (20, 2)]
+  assert all('knn@20' in r['results']['synthetic.npz'] for r in curve)
+
+
+def test_nonfinite_loss_stops_and_keeps_good_checkpoints(smoke_config, tmp_path):
+  smoke_config.optim.name = 'sgd'
+  smoke_config.optim.base_lr = 1e30
+  smoke_config.total_steps = 6
+  smoke_config.checkpoint_every_steps = 1
+  smoke_config.log_every_steps = 1
+  workdir = str(tmp_path / 'nan')
+  with pytest.raises(NonFiniteLossError, match='NaN/inf at step'):
+    train.run(smoke_config, workdir)
+  ckpts = checkpoint.Checkpoints(workdir)
+  for step in ckpts.manager.all_steps():
+    _, _, variables, _ = checkpoint.restore_encoder(workdir, step)
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(variables))
+
+
+def test_user_errors_are_one_sentence(smoke_config, tmp_path):
+  bad = smoke_config.copy_and_resolve_references()
+  bad.method.name = 'simsiam'
+  with pytest.raises(UserError, match='Unknown method.*simclr'):
+    train.run(bad, str(tmp_path / 'a'))
+  bad = smoke_config.copy_and_resolve_references()
+  bad.batch_size = 0
+  with pytest.raises(UserError, match='batch_size=0 must be'):
+    train.run(bad, str(tmp_path / 'b'))
+  bad = smoke_config.copy_and_resolve_references()
+  bad.data.pairs = 'pair_file'
+  bad.data.pair_file = str(tmp_path / 'missing.csv')
+  with pytest.raises(UserError, match='does not exist'):
+    train.run(bad, str(tmp_path / 'c'))
+
+
+class _Mesh:
+  class devices:  # pylint: disable=invalid-name
+    size = 4
+
+
+def test_batch_not_divisible_by_devices_is_refused():
+  from ssl_pairs import sharding
+  with pytest.raises(UserError, match='multiple of the 4 devices'):
+    sharding.check_batch_size(10, _Mesh)
+  sharding.check_batch_size(12, _Mesh)
+
+
+def _main(workdir, npz, *extra, env_extra=None, check=True):
+  cmd = [sys.executable, os.path.join(REPO, 'main.py'),
+         '--config=configs/simclr_sp.py:smoke', f'--workdir={workdir}',
+         f'--config.data.dataset={npz}', '--config.data.classes=all',
+         '--config.data.pairs_per_class=0', f'--config.eval.datasets={npz}',
+         '--config.eval.train_limit=0', '--config.eval.test_limit=0',
+         '--config.eval.probe=False', *extra]
+  env = dict(os.environ, **(env_extra or {}))
+  return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True,
+                        text=True, check=check, timeout=300)
+
+
+def _final_state(workdir):
+  directory = checkpoint.checkpoint_dir(workdir)
+  manager = ocp.CheckpointManager(
+      directory, item_handlers={'state': ocp.PyTreeCheckpointHandler()},
+      options=ocp.CheckpointManagerOptions(read_only=True))
+  step = manager.latest_step()
+  return step, manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.PyTreeRestore()))['state']
+
+
+def test_killed_twice_between_checkpoints_resumes_bitwise(synthetic_npz,
+                                                          tmp_path):
+  args = ('--config.total_steps=9', '--config.checkpoint_every_steps=3',
+          '--config.log_every_steps=2')
+  straight = str(tmp_path / 'straight')
+  _main(straight, synthetic_npz, *args)
+  killed = str(tmp_path / 'killed')
+  for kill_at in (5, 8):  # Mid-epoch (10 steps/epoch), between checkpoints.
+    proc = _main(killed, synthetic_npz, *args, check=False,
+                 env_extra={train.KILL_AT_STEP_ENV: str(kill_at)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+  _main(killed, synthetic_npz, *args)
+
+  step_a, a = _final_state(straight)
+  step_b, b = _final_state(killed)
+  assert step_a == step_b == 9
+  flat_a = jax.tree_util.tree_leaves_with_path(a)
+  flat_b = jax.tree_util.tree_leaves_with_path(b)
+  assert [p for p, _ in flat_a] == [p for p, _ in flat_b]
+  for (path, x), (_, y) in zip(flat_a, flat_b):
+    assert np.array_equal(np.asarray(x), np.asarray(y)), path
+
+  rows_a = read_jsonl(os.path.join(straight, 'metrics.jsonl'))
+  rows_b = read_jsonl(os.path.join(killed, 'metrics.jsonl'))
+  assert [r['step'] for r in rows_b] == list(range(1, 10))
+  for ra, rb in zip(rows_a, rows_b):
+    assert ra['loss'] == rb['loss'] and ra['grad_norm'] == rb['grad_norm']
+
+
+def test_cli_reports_user_errors_without_traceback(synthetic_npz, tmp_path):
+  proc = _main(str(tmp_path / 'w'), synthetic_npz, '--config.batch_size=500',
+               check=False)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines()[-1].startswith(
+      'error: The batch size 500 is larger than the 80 pairs')
+  assert 'Traceback' not in proc.stderr
+  proc = _main(str(tmp_path / 'w'), synthetic_npz, '--config.data.datset=x',
+               check=False)
+  assert proc.returncode != 0 and 'datset' in proc.stderr
