@@ -24,7 +24,15 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Run directory (default: runs/<config name>).')
 _MULTIHOST = flags.DEFINE_bool(
-    'multihost', False, 'Call jax.distributed.initialize() before training.')
+    'multihost', False, 'Call jax.distributed.initialize() before training '
+    '(cluster environments such as SLURM are detected; otherwise pass the '
+    'three flags below).')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'host:port of process 0 (multi-host).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
+                                      'Number of processes (multi-host).')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None,
+                                   'This process\'s index (multi-host).')
 
 
 def main(argv):
@@ -36,9 +44,12 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   import jax  # pylint: disable=g-import-not-at-top
   if _MULTIHOST.value:
-    jax.distributed.initialize()
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value,
+                               process_id=_PROCESS_ID.value)
   from ssl_pairs import train  # pylint: disable=g-import-not-at-top
   from ssl_pairs.errors import UserError  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.metrics import NonFiniteLossError  # pylint: disable=g-import-not-at-top
   from ssl_pairs.evals import run as eval_run  # pylint: disable=g-import-not-at-top
 
   config = _CONFIG.value
@@ -54,6 +65,12 @@ def main(argv):
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
+  except NonFiniteLossError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(3)
+  except train.Preempted as e:
+    print(str(e), file=sys.stderr)
+    sys.exit(train.PREEMPTED_EXIT_CODE)
 
 
 if __name__ == '__main__':

@@ -128,12 +128,12 @@ def base_config(method: ml_collections.ConfigDict, pairs: str, name: str,
     c.model.arch, c.model.width_multiplier = 'resnet18', 0.25
     c.data.image_size = 32
     c.batch_size = 128
-    c.total_steps = 100
+    c.total_steps = 80
     c.optim.warmup_epochs = 0.5
-    c.checkpoint_every_steps = 50
+    c.checkpoint_every_steps = 40
     c.eval.datasets = 'cifar10,tiny_imagenet'
-    c.eval.train_limit = 10000
-    c.eval.probe_max_iter = 300
+    c.eval.train_limit = 5000
+    c.eval.probe_max_iter = 200
   if args.smoke:
     c.model.arch, c.model.width_multiplier = 'resnet_tiny', 1.0
     c.method.proj_hidden_dim, c.method.proj_dim = 32, 16

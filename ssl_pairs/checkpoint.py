@@ -12,15 +12,19 @@ a save leaves the previous checkpoint intact.
 """
 
 import os
+import shutil
 from typing import Any, Dict, Optional, Tuple
 
 import jax
 import orbax.checkpoint as ocp
 
+import ssl_pairs
 from ssl_pairs.errors import UserError
 from ssl_pairs.metrics import say
 
 ITEMS = ('state', 'data', 'config')
+# Bumped whenever the layout of the saved state changes incompatibly.
+FORMAT_VERSION = 1
 # Keys that may differ between the checkpointed config and the resuming one:
 # they change how long the run goes or what is logged/evaluated, not what the
 # finished steps computed. Prefixes end with '.'.
@@ -73,6 +77,8 @@ class Checkpoints:
   def save(self, step: int, state, data: Dict[str, Any],
            config: Dict[str, Any]) -> None:
     """Starts an asynchronous save of step ``step``."""
+    data = dict(data, format_version=FORMAT_VERSION,
+                ssl_pairs_version=ssl_pairs.__version__)
     self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data),
         config=ocp.args.JsonSave(config)), force=True)
@@ -88,6 +94,49 @@ class Checkpoints:
         state=ocp.args.StandardRestore(abstract),
         data=ocp.args.JsonRestore()))
     return out['state'], out['data']
+
+  def restore_latest_good(self, state_like, current_config: Dict[str, Any],
+                          workdir: str):
+    """(step, state, data) of the newest checkpoint that restores, or None.
+
+    A checkpoint that cannot be read (a damaged file, say) is moved aside to
+    ``workdir/checkpoints_unreadable/<step>`` — never deleted — with a warning,
+    and the next older one is tried. A readable checkpoint of a different
+    config or format is refused (UserError), not skipped.
+    """
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        saved_config = self.read_config(step)
+      except Exception as e:  # pylint: disable=broad-except
+        self._set_aside(step, workdir, e)
+        continue
+      check_resume_config(saved_config, current_config, workdir)
+      try:
+        state, data = self.restore(step, state_like)
+      except Exception as e:  # pylint: disable=broad-except
+        self._set_aside(step, workdir, e)
+        continue
+      version = data.get('format_version', FORMAT_VERSION)
+      if version != FORMAT_VERSION:
+        raise UserError(
+            f'{workdir} holds a checkpoint in format {version} (ssl_pairs '
+            f'{data.get("ssl_pairs_version", "?")}) but this ssl_pairs '
+            f'({ssl_pairs.__version__}) reads format {FORMAT_VERSION}; use '
+            'another --workdir or the ssl_pairs version that wrote it.')
+      return step, state, data
+    return None
+
+  def _set_aside(self, step: int, workdir: str, error: Exception) -> None:
+    aside = os.path.join(os.path.abspath(workdir), 'checkpoints_unreadable')
+    os.makedirs(aside, exist_ok=True)
+    target = os.path.join(aside, str(step))
+    if os.path.exists(target):
+      shutil.rmtree(target)
+    shutil.move(os.path.join(self.directory, str(step)), target)
+    self.manager.reload()
+    say(f'Warning: checkpoint {step} in {self.directory} is unreadable '
+        f'({type(error).__name__}: {str(error)[:200]}); moved it to {target} '
+        'and falling back to the previous checkpoint.')
 
   def wait(self) -> None:
     self.manager.wait_until_finished()

@@ -82,16 +82,21 @@ class MetricsLogger:
     total_steps: last step of the run (for the bar's ETA).
     start_step: steps already done (after a resume).
     pairs_per_step: global batch, to report pairs/s.
-    progress: show a tqdm bar (only on process 0).
+    progress: show a tqdm bar.
+    write_files: write metrics.jsonl and TensorBoard events (process 0 only,
+      so hosts sharing a file system do not write the same files).
   """
 
   def __init__(self, workdir: str, total_steps: int, start_step: int,
-               pairs_per_step: int, progress: bool = True):
+               pairs_per_step: int, progress: bool = True,
+               write_files: bool = True):
     self.path = os.path.join(workdir, 'metrics.jsonl')
-    truncate_jsonl(self.path, start_step)
-    self._file = open(self.path, 'a')
-    self._tb = SummaryWriter(os.path.join(workdir, 'tb')) if SummaryWriter \
-        else None
+    self._file, self._tb = None, None
+    if write_files:
+      truncate_jsonl(self.path, start_step)
+      self._file = open(self.path, 'a')
+      if SummaryWriter is not None:
+        self._tb = SummaryWriter(os.path.join(workdir, 'tb'))
     self._pairs_per_step = pairs_per_step
     self._last_time = time.time()
     self._bar = None
@@ -99,6 +104,23 @@ class MetricsLogger:
       self._bar = tqdm.tqdm(total=total_steps, initial=start_step,
                             unit='step', dynamic_ncols=True, smoothing=0.1)
     self.last_pairs_per_sec = float('nan')
+    self._first_rank = None
+    self._warned_collapse = False
+
+  def _check_collapse(self, row):
+    """Warns once when the effective rank falls below 10 % of its start."""
+    rank = row.get('embed_rank')
+    if rank is None or self._warned_collapse:
+      return
+    if self._first_rank is None:
+      self._first_rank = (row['step'], rank)
+    elif rank < 0.1 * self._first_rank[1]:
+      self._warned_collapse = True
+      self.message(
+          f'Warning: the embeddings are collapsing at step {row["step"]}: '
+          f'effective rank {rank:.1f} (was {self._first_rank[1]:.1f} at step '
+          f'{self._first_rank[0]}), embed_std {row.get("embed_std", 0):.4f}; '
+          'a higher temperature or lower learning rate often helps.')
 
   def write(self, first_step: int, step_metrics: List[Dict[str, np.ndarray]]):
     """Logs host metrics of steps first_step, first_step+1, ...
@@ -115,7 +137,8 @@ class MetricsLogger:
       step = first_step + i
       row = {'step': step, **{k: _to_python(v) for k, v in m.items()}}
       if row.get('nonfinite'):
-        self._file.flush()
+        if self._file is not None:
+          self._file.flush()
         raise NonFiniteLossError(
             f'The loss or gradients became NaN/inf at step {step} (loss '
             f'{row.get("loss")}); the run stopped without updating the '
@@ -123,12 +146,15 @@ class MetricsLogger:
             'learning rate or check the data.')
       row.pop('nonfinite', None)
       row['pairs_per_sec'] = self.last_pairs_per_sec
-      self._file.write(json.dumps(row) + '\n')
+      self._check_collapse(row)
+      if self._file is not None:
+        self._file.write(json.dumps(row) + '\n')
       if self._tb is not None:
         for k, v in row.items():
           if k != 'step' and isinstance(v, (int, float)) and math.isfinite(v):
             self._tb.add_scalar(f'train/{k}', v, step)
-    self._file.flush()
+    if self._file is not None:
+      self._file.flush()
     if self._bar is not None and step_metrics:
       last = step_metrics[-1]
       self._bar.set_postfix(loss=f'{float(last["loss"]):.4f}',
@@ -151,7 +177,8 @@ class MetricsLogger:
       say(text)
 
   def close(self):
-    self._file.close()
+    if self._file is not None:
+      self._file.close()
     if self._tb is not None:
       self._tb.close()
     if self._bar is not None:

@@ -10,12 +10,15 @@ initialised directly on the mesh, resume from the latest checkpoint, the loop
 import json
 import os
 import signal
+import threading
 import time
 from typing import Any, Dict
 
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from ssl_pairs import checkpoint as checkpoint_lib
 from ssl_pairs import metrics as metrics_lib
@@ -33,6 +36,51 @@ from ssl_pairs.step import make_train_step
 # Fault injection for crash tests: SIGKILL this process right after the given
 # step (its metrics flushed, any checkpoint save possibly still in flight).
 KILL_AT_STEP_ENV = 'SSL_PAIRS_KILL_AT_STEP'
+# Exit status after a SIGTERM/SIGINT stop with a checkpoint saved
+# (EX_TEMPFAIL: "try again" — rerunning the same command resumes).
+PREEMPTED_EXIT_CODE = 75
+
+
+class Preempted(Exception):
+  """Training stopped on SIGTERM/SIGINT after saving a checkpoint."""
+
+
+class _StopSignals:
+  """Turns SIGTERM/SIGINT into a request to stop after the current step.
+
+  The first signal sets the request and restores the default handlers, so a
+  second Ctrl-C interrupts at once. With several processes the request is
+  agreed on at log boundaries (any process asked ⇒ all stop at the same step),
+  since every process must take part in the final checkpoint.
+  """
+
+  def __init__(self):
+    self.signal_name = None
+    self._previous = {}
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
+
+  def _handle(self, signum, frame):
+    del frame
+    self.signal_name = signal.Signals(signum).name
+    self.restore()
+
+  def restore(self):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+    self._previous = {}
+
+  def stop_now(self, step: int, every: int) -> bool:
+    if jax.process_count() == 1:
+      return self.signal_name is not None
+    if step % every:
+      return False
+    flags = multihost_utils.process_allgather(
+        np.int32(self.signal_name is not None))
+    if np.max(flags) and self.signal_name is None:
+      self.signal_name = 'a signal on another process'
+    return bool(np.max(flags))
 
 
 def validate_config(config) -> None:
@@ -147,15 +195,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
   state = create_state(method, tx, config, mesh)
 
   checkpoints = checkpoint_lib.Checkpoints(workdir, config.keep_checkpoints)
-  data_state, train_seconds = None, 0.0
-  start = checkpoints.latest_step()
-  if start is not None:
-    checkpoint_lib.check_resume_config(checkpoints.read_config(start),
-                                       config_dict, workdir)
-    state, saved = checkpoints.restore(start, state)
+  data_state, train_seconds, start = None, 0.0, 0
+  restored = checkpoints.restore_latest_good(state, config_dict, workdir)
+  if restored is not None:
+    start, state, saved = restored
     data_state, train_seconds = saved['iterator'], saved['train_seconds']
     metrics_lib.say(f'Resumed {workdir} at step {start}.')
-  start = int(start or 0)
   if is_main:
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
       json.dump(config_dict, f, indent=2, sort_keys=True)
@@ -202,9 +247,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
       prefetch=config.data.prefetch)
   logger = metrics_lib.MetricsLogger(workdir, total_steps, start,
                                      config.batch_size,
-                                     progress=config.progress and is_main)
+                                     progress=config.progress and is_main,
+                                     write_files=is_main)
   pending, first_pending = [], start + 1
   kill_at = int(os.environ.get(KILL_AT_STEP_ENV, '0') or 0)
+  signals = _StopSignals()
   try:
     done = {r['step'] for r in metrics_lib.read_jsonl(curve_path)}
     if start in curve_steps and start not in done:
@@ -213,22 +260,31 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
     for step in range(start + 1, total_steps + 1):
       state, m = train_step(state, next(iterator))
       pending.append(m)
+      stopping = signals.stop_now(step, config.log_every_steps)
       boundary = (step % config.log_every_steps == 0 or step == total_steps or
                   step % config.checkpoint_every_steps == 0 or
-                  step in curve_steps)
+                  step in curve_steps or stopping)
       if boundary:
         logger.write(first_pending, jax.device_get(pending))
         pending, first_pending = [], step + 1
         now = time.time()
         train_seconds += now - t_last
-        if step % config.checkpoint_every_steps == 0 or step == total_steps:
+        if (step % config.checkpoint_every_steps == 0 or step == total_steps
+            or stopping):
           save(step)
+        if stopping:
+          checkpoints.wait()
+          raise Preempted(
+              f'Stopped by {signals.signal_name} after step {step}; the '
+              f'checkpoint is in {checkpoints.directory}/{step} — rerun the '
+              'same command to resume.')
         if step in curve_steps:
           evaluate_curve_point(step)
         t_last = time.time()
       if step == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
   finally:
+    signals.restore()
     logger.close()
     checkpoints.close()
 

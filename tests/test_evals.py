@@ -45,9 +45,9 @@ def test_knn_separates_clusters_and_caps_k():
 def test_probe_matches_scipy_lbfgs_on_the_same_objective():
   x, y = blobs(40, [[1, 0], [0, 1], [-1, -1]], 1.0, 2)
   l2 = 0.05
-  params, iters, grad_norm = linear_probe.fit_softmax(x, y, 3, [l2],
+  params, iters, grad_norm = linear_probe.fit_softmax(x, y, 3, l2,
                                                       max_iter=500, tol=1e-7)
-  w, b = params['w'][0], params['b'][0]
+  w, b = params['w'], params['b']
 
   def f(theta):
     W, B = theta[:6].reshape(2, 3), theta[6:]
@@ -60,7 +60,7 @@ def test_probe_matches_scipy_lbfgs_on_the_same_objective():
                           options=dict(gtol=1e-10, ftol=1e-14)).x
   np.testing.assert_allclose(w, ref[:6].reshape(2, 3), atol=2e-4)
   np.testing.assert_allclose(b, ref[6:], atol=2e-4)
-  assert grad_norm[0] < 1e-5 and iters[0] < 500
+  assert grad_norm < 1e-5 and iters < 500
 
 
 def test_probe_picks_a_regulariser_and_classifies_separable_data():

@@ -126,6 +126,10 @@ def test_pair_file_round_trip_and_errors(tmp_path, synthetic_npz):
   with pytest.raises(UserError, match="says class 'class3'"):
     pairs_lib.read_pair_file(path, src)
   with open(path, 'w') as f:
+    f.write('0,1\n2,3\n0,1\n')
+  with pytest.raises(UserError, match='row 3 repeats row 1'):
+    pairs_lib.read_pair_file(path, src)
+  with open(path, 'w') as f:
     f.write('0,1,zebra\n')
   with pytest.raises(UserError, match="unknown class 'zebra'"):
     pairs_lib.read_pair_file(path, src)

@@ -10,13 +10,12 @@ from conftest import load_config
 from ssl_pairs import train
 from ssl_pairs.data import pairs as pairs_lib
 from ssl_pairs.data import sources
-from ssl_pairs.tools import build_pairs
 
 
 def test_build_pairs_matched_sets_on_tiny_imagenet(real_data_dir, tmp_path):
-  summary = build_pairs.build('tiny_imagenet', 'train', real_data_dir,
-                              'tiny_imagenet_cifar10_overlap', 30, 'pairs', 0,
-                              str(tmp_path))
+  src = sources.load_split('tiny_imagenet', 'train', real_data_dir, None)
+  summary = pairs_lib.build_matched_sets(
+      src, 'tiny_imagenet_cifar10_overlap', 30, 'pairs', 0, str(tmp_path))
   assert len(summary['classes']) == 23
   ps, pa = summary['semantic'], summary['augmented']
   assert ps['pairs'] == pa['pairs'] == 23 * 30
@@ -28,17 +27,17 @@ def test_build_pairs_matched_sets_on_tiny_imagenet(real_data_dir, tmp_path):
   assert all(r['anchor'].startswith('train/') and r['anchor'] != r['partner']
              for r in rows)
   # --match=images: PS pairs are made among exactly PA's images.
-  summary = build_pairs.build('tiny_imagenet', 'train', real_data_dir, '5', 20,
-                              'images', 1, str(tmp_path / 'images'))
-  src = sources.load_split('tiny_imagenet', 'train', real_data_dir, None)
+  summary = pairs_lib.build_matched_sets(src, '5', 20, 'images', 1,
+                                         str(tmp_path / 'images'))
   ps = pairs_lib.read_pair_file(summary['files']['semantic'], src)
   pa = pairs_lib.read_pair_file(summary['files']['augmented'], src)
   assert set(ps.anchors) == set(ps.partners) == set(pa.anchors)
 
 
 def test_pair_file_pretraining_and_transfer_eval(real_data_dir, tmp_path):
-  files = build_pairs.build('tiny_imagenet', 'train', real_data_dir, '10', 8,
-                            'pairs', 0, str(tmp_path / 'pairs'))['files']
+  src = sources.load_split('tiny_imagenet', 'train', real_data_dir, None)
+  files = pairs_lib.build_matched_sets(src, '10', 8, 'pairs', 0,
+                                       str(tmp_path / 'pairs'))['files']
   config = load_config('simclr_pa')
   config.data.data_dir = real_data_dir
   config.data.pairs = 'pair_file'

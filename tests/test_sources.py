@@ -137,3 +137,18 @@ def test_real_cifar10_test_order(real_data_dir):
   test = sources.load_split('cifar10', 'test', real_data_dir, 32)
   assert len(test) == 10000 and test.class_names[0] == 'airplane'
   np.testing.assert_array_equal(test.labels[:10], [3, 8, 8, 0, 6, 6, 1, 6, 3, 1])
+
+
+def test_tfrecord_only_tfds_data_says_how_to_convert(tmp_path, monkeypatch):
+  tfds = pytest.importorskip('tensorflow_datasets')
+
+  def tfrecord_only(name, **kwargs):
+    # The message TFDS 4.9 raises for data prepared as TFRecord only.
+    raise NotImplementedError(
+        'Random access data source for file format tfrecord is not supported. '
+        'Possible root causes:\n\t* You have to run download_and_prepare with '
+        'file_format=array_record or parquet.')
+
+  monkeypatch.setattr(tfds, 'data_source', tfrecord_only)
+  with pytest.raises(UserError, match='--file_format=array_record'):
+    sources.load_split('stl10', 'train', str(tmp_path), 32)

@@ -176,3 +176,16 @@ def test_cli_reports_user_errors_without_traceback(synthetic_npz, tmp_path):
   proc = _main(str(tmp_path / 'w'), synthetic_npz, '--config.data.datset=x',
                check=False)
   assert proc.returncode != 0 and 'datset' in proc.stderr
+
+
+def test_collapse_warning_fires_once_when_the_rank_falls(tmp_path, capsys):
+  from ssl_pairs.metrics import MetricsLogger
+  logger = MetricsLogger(str(tmp_path), 10, 0, 8, progress=False)
+  base = {'loss': 5.0, 'nonfinite': 0, 'embed_std': 0.05}
+  logger.write(1, [dict(base, embed_rank=60.0), dict(base, embed_rank=20.0)])
+  assert 'collapsing' not in capsys.readouterr().out
+  logger.write(3, [dict(base, embed_rank=5.0), dict(base, embed_rank=4.0)])
+  out = capsys.readouterr().out
+  assert out.count('collapsing') == 1
+  assert 'step 3: effective rank 5.0 (was 60.0 at step 1)' in out
+  logger.close()

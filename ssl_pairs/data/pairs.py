@@ -23,6 +23,7 @@ anchor and partner are the same image gets it on the partner.
 
 import csv
 import dataclasses
+import json
 import os
 from typing import Optional, Sequence
 
@@ -234,7 +235,7 @@ def read_pair_file(path: str, source) -> PairSet:
         return i
     return None
 
-  anchors, partners, missing = [], [], []
+  anchors, partners, missing, seen = [], [], [], {}
   for n, row in enumerate(rows, start=1):
     if len(row) < 2:
       raise UserError(f'Pair file {path} row {n} has {len(row)} column; each '
@@ -256,6 +257,11 @@ def read_pair_file(path: str, source) -> PairSet:
                         f'{row[0].strip()} is in class '
                         f'{source.class_names[source.labels[a]]!r}; fix the '
                         'row.')
+    if (a, b) in seen:
+      raise UserError(f'Pair file {path} row {n} repeats row {seen[(a, b)]} '
+                      f'({row[0].strip()}, {row[1].strip()}); remove the '
+                      'duplicate so no pair counts twice.')
+    seen[(a, b)] = n
     anchors.append(a)
     partners.append(b)
   if missing:
@@ -311,3 +317,45 @@ def summarize_pairs(source, pair_set: PairSet) -> dict:
           'classes': int(len(np.unique(source.labels[anchors]))),
           'same_image_pairs': int(np.sum(anchors == partners)),
           'same_class_fraction': float(same_class)}
+
+
+def build_matched_sets(source, classes: str, pairs_per_class: int, match: str,
+                       seed: int, out_dir: str) -> dict:
+  """Writes matched PS and PA pair files (see ``ssl_pairs.tools.build_pairs``).
+
+  Args:
+    source: labelled ImageSource to draw the images from.
+    classes: 'all', a count, a class-list file or a shipped list name.
+    pairs_per_class: P.
+    match: 'pairs' (PS uses 2P images per class where available, PA P) or
+      'images' (both use the same P images per class).
+    seed: seed of the class and image selection.
+    out_dir: where semantic_pairs.csv, augmented_pairs.csv and summary.json go.
+
+  Returns:
+    The summary dict (also written to summary.json).
+  """
+  if match not in ('pairs', 'images'):
+    raise unknown_name_error('match', match, ('pairs', 'images'))
+  chosen = select_classes(source.labels, source.class_names, classes, seed,
+                          source.class_ids)
+  anchors, partners = semantic_pairs_from_labels(
+      source.labels, chosen, pairs_per_class, seed, source.class_names, match)
+  images = augmented_images_from_labels(source.labels, chosen, pairs_per_class,
+                                        seed)
+  sets = {'semantic': PairSet(anchors, partners),
+          'augmented': PairSet(images, images)}
+  os.makedirs(out_dir, exist_ok=True)
+  files = {}
+  for name, pair_set in sets.items():
+    files[name] = os.path.join(out_dir, f'{name}_pairs.csv')
+    write_pair_file(files[name], pair_set, source)
+  summary = {'dataset': source.name, 'split': source.split,
+             'root': source.root,
+             'classes': [source.class_names[c] for c in chosen],
+             'pairs_per_class': pairs_per_class, 'match': match, 'seed': seed,
+             **{name: summarize_pairs(source, s) for name, s in sets.items()},
+             'files': files}
+  with open(os.path.join(out_dir, 'summary.json'), 'w') as f:
+    json.dump(summary, f, indent=2)
+  return summary

@@ -3,6 +3,7 @@
 from typing import Callable
 
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 
 from ssl_pairs import sharding as sharding_lib
@@ -32,25 +33,34 @@ def extract_features(feature_fn: Callable, variables, source,
   """float32 [len(source), F] features of every image of ``source``.
 
   The last batch is padded to ``batch_size`` (rounded up to a multiple of the
-  device count) so the function compiles once.
+  device count) so the function compiles once. With several processes, each
+  feeds its rows of every batch and the features are gathered on all of them.
   """
   n_dev = mesh.devices.size
   batch_size = -(-batch_size // n_dev) * n_dev
+  n_proc, proc = jax.process_count(), jax.process_index()
+  rows = slice(proc * batch_size // n_proc, (proc + 1) * batch_size // n_proc)
   variables = jax.device_put(variables, sharding_lib.replicated(mesh))
   data = sharding_lib.data_sharding(mesh)
-  out = []
-  pending = None
+
+  def to_host(features):
+    if n_proc > 1:
+      return np.asarray(multihost_utils.process_allgather(features, tiled=True))
+    return np.asarray(features)
+
+  out, pending = [], None
   for start in range(0, len(source), batch_size):
     idx = np.arange(start, min(start + batch_size, len(source)))
     images = source.gather(idx)
     if len(idx) < batch_size:
       pad = np.zeros((batch_size - len(idx),) + images.shape[1:], images.dtype)
       images = np.concatenate([images, pad])
-    feats = feature_fn(variables, jax.device_put(images, data))
+    feats = feature_fn(variables, jax.make_array_from_process_local_data(
+        data, images[rows]))
     # Fetch the previous batch while this one computes.
     if pending is not None:
-      out.append(np.asarray(pending[0])[:pending[1]])
+      out.append(to_host(pending[0])[:pending[1]])
     pending = (feats, len(idx))
   if pending is not None:
-    out.append(np.asarray(pending[0])[:pending[1]])
+    out.append(to_host(pending[0])[:pending[1]])
   return np.concatenate(out).astype(np.float32)

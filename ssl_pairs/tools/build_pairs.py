@@ -21,9 +21,6 @@ reads them) and ``summary.json``, and prints a summary. Pairs are drawn from
 labels with a seed, not curated by hand.
 """
 
-import json
-import os
-
 from absl import app
 from absl import flags
 
@@ -44,40 +41,14 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the class/image selection.')
 _OUT_DIR = flags.DEFINE_string('out_dir', None, 'Where to write the files.')
 
 
-def build(dataset: str, split: str, data_dir: str, classes: str,
-          pairs_per_class: int, match: str, seed: int, out_dir: str):
-  """Writes the PS and PA pair files; returns the summary dict."""
-  source = sources_lib.load_split(dataset, split,
-                                  sources_lib.resolve_data_dir(data_dir), None)
-  chosen = pairs_lib.select_classes(source.labels, source.class_names, classes,
-                                    seed, source.class_ids)
-  anchors, partners = pairs_lib.semantic_pairs_from_labels(
-      source.labels, chosen, pairs_per_class, seed, source.class_names, match)
-  semantic = pairs_lib.PairSet(anchors, partners)
-  images = pairs_lib.augmented_images_from_labels(source.labels, chosen,
-                                                  pairs_per_class, seed)
-  augmented = pairs_lib.PairSet(images, images)
-  os.makedirs(out_dir, exist_ok=True)
-  paths = {}
-  for name, pair_set in (('semantic', semantic), ('augmented', augmented)):
-    paths[name] = os.path.join(out_dir, f'{name}_pairs.csv')
-    pairs_lib.write_pair_file(paths[name], pair_set, source)
-  summary = {
-      'dataset': dataset, 'split': split, 'root': source.root,
-      'classes': [source.class_names[c] for c in chosen],
-      'pairs_per_class': pairs_per_class, 'match': match, 'seed': seed,
-      'semantic': pairs_lib.summarize_pairs(source, semantic),
-      'augmented': pairs_lib.summarize_pairs(source, augmented),
-      'files': paths}
-  with open(os.path.join(out_dir, 'summary.json'), 'w') as f:
-    json.dump(summary, f, indent=2)
-  return summary
-
-
 def main(argv):
   del argv
-  s = build(_DATASET.value, _SPLIT.value, _DATA_DIR.value, _CLASSES.value,
-            _PAIRS_PER_CLASS.value, _MATCH.value, _SEED.value, _OUT_DIR.value)
+  source = sources_lib.load_split(
+      _DATASET.value, _SPLIT.value,
+      sources_lib.resolve_data_dir(_DATA_DIR.value), None)
+  s = pairs_lib.build_matched_sets(source, _CLASSES.value,
+                                   _PAIRS_PER_CLASS.value, _MATCH.value,
+                                   _SEED.value, _OUT_DIR.value)
   print(f'{s["dataset"]} {s["split"]}: {len(s["classes"])} classes × '
         f'{s["pairs_per_class"]} pairs, match={s["match"]}, seed={s["seed"]}')
   print('| set | pairs | distinct images | classes | same-image pairs |')

@@ -1,0 +1,199 @@
+r"""python launch/benchmark.py --append
+
+Throughput of the SimCLR train step and of the input pipeline, measured
+separately and end to end, side by side in one run.
+
+For each setting (arch, width, resolution, batch):
+
+* **pipeline** — the grain pipeline alone (Tiny-ImageNet semantic pairs, the
+  strong augmentation, ``data.num_workers`` threads) producing uint8 batches on
+  the host: pairs/s over ``--pipeline_batches`` batches;
+* **step** — the jitted train step alone on a batch already on the device:
+  compile time, median step time over ``--steps`` steps, pairs/s, model FLOPs
+  per step (XLA cost analysis) and achieved FLOP/s;
+* **end to end** — the step fed by the pipeline through the device iterator,
+  as in training: median step time and pairs/s;
+* **ratio** — pipeline pairs/s ÷ step pairs/s (≥ 1 means the step never waits).
+
+Prints a markdown table; ``--append`` adds it with the machine description to
+BENCHMARKS.md. One pair = two views.
+"""
+
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import jax
+import numpy as np
+
+from configs import simclr_sp
+from ssl_pairs import optim
+from ssl_pairs import sharding
+from ssl_pairs.data import pairs as pairs_lib
+from ssl_pairs.data import pipeline
+from ssl_pairs.data import sources
+from ssl_pairs.methods import get_method
+from ssl_pairs.step import make_train_step
+from ssl_pairs.train import create_state
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+_SETTINGS = flags.DEFINE_list(
+    'settings', ['resnet18:0.25:32:128', 'resnet18:0.25:64:128'],
+    'arch:width:image_size:batch entries.')
+_STEPS = flags.DEFINE_integer('steps', 10, 'Timed steps (after 2 warm-up).')
+_PIPELINE_BATCHES = flags.DEFINE_integer('pipeline_batches', 20,
+                                         'Batches timed for the pipeline.')
+_WORKERS = flags.DEFINE_integer('workers', 2, 'grain threads.')
+_DATASET = flags.DEFINE_string('dataset', 'tiny_imagenet', 'Pairs from here.')
+_DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'],
+                           'Compute dtype.')
+_APPEND = flags.DEFINE_bool('append', False, 'Append to BENCHMARKS.md.')
+
+
+def machine_description() -> str:
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          cpu = line.split(':', 1)[1].strip()
+          break
+  except OSError:
+    pass
+  devices = jax.devices()
+  return (f'{devices[0].device_kind} × {len(devices)} ({devices[0].platform}); '
+          f'host CPU {cpu}, {os.cpu_count()} cores; jax {jax.__version__}, '
+          f'Python {platform.python_version()}')
+
+
+def config_for(arch, width, size, batch):
+  c = simclr_sp.get_config('runlocal')
+  c.model.arch, c.model.width_multiplier = arch, float(width)
+  c.model.dtype = _DTYPE.value
+  c.data.dataset = _DATASET.value
+  c.data.image_size = int(size)
+  c.batch_size = int(batch)
+  c.data.num_workers = _WORKERS.value
+  return c
+
+
+def bench_pipeline(batches, n):
+  import grain  # pylint: disable=g-import-not-at-top
+  it = iter(batches.to_iter_dataset(grain.ReadOptions(
+      num_threads=_WORKERS.value, prefetch_buffer_size=2 * _WORKERS.value)))
+  next(it)
+  t0 = time.perf_counter()
+  for _ in range(n):
+    b = next(it)
+  dt = time.perf_counter() - t0
+  return n * len(b['index']) / dt
+
+
+def bench_setting(entry):
+  arch, width, size, batch = entry.split(':')
+  config = config_for(arch, width, size, batch)
+  mesh = sharding.make_mesh()
+  src = sources.load_split(config.data.dataset, 'train',
+                           sources.resolve_data_dir(''), config.data.image_size)
+  ps = pairs_lib.build_pair_set(config.data, src)
+  batches = pipeline.train_batches(src, ps, config.data, config.batch_size, 0)
+  pipe = bench_pipeline(batches, _PIPELINE_BATCHES.value)
+
+  method = get_method(config)
+  schedule = optim.learning_rate_schedule(config.optim, 1000, 100,
+                                          config.batch_size)
+  tx = optim.make_optimizer(config.optim, schedule)
+  state = create_state(method, tx, config, mesh)
+  data = sharding.data_sharding(mesh)
+  state_sharding = jax.tree.map(lambda x: x.sharding, state)
+  step = jax.jit(make_train_step(method, tx, schedule, 0),
+                 in_shardings=(state_sharding, data),
+                 out_shardings=(state_sharding, sharding.replicated(mesh)),
+                 donate_argnums=0)
+  host_batch = batches[0]
+  device_batch = jax.tree.map(lambda x: jax.device_put(x, data), host_batch)
+  t0 = time.perf_counter()
+  compiled = step.lower(state, device_batch).compile()
+  compile_s = time.perf_counter() - t0
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float(cost.get('flops', float('nan'))) if cost else float('nan')
+
+  def timed(get_batch, n):
+    nonlocal state
+    times = []
+    for i in range(n + 2):
+      b = get_batch()
+      t = time.perf_counter()
+      state, m = compiled(state, b)
+      jax.block_until_ready(m['loss'])
+      if i >= 2:
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+  step_s = timed(lambda: device_batch, _STEPS.value)
+  it = pipeline.DeviceIterator(batches, data, num_threads=_WORKERS.value)
+  # End to end: the time between consecutive results includes any wait for
+  # data, so measure wall time per step over the whole window.
+  for _ in range(2):
+    state, m = compiled(state, next(it))
+  jax.block_until_ready(m['loss'])
+  times = []
+  for _ in range(_STEPS.value):
+    t = time.perf_counter()
+    state, m = compiled(state, next(it))
+    jax.block_until_ready(m['loss'])
+    times.append(time.perf_counter() - t)
+  e2e_s = statistics.median(times)
+  b = config.batch_size
+  return {'setting': f'{arch} w{width} {size}px b{batch}',
+          'compile_s': compile_s, 'step_ms': 1e3 * step_s,
+          'step_pairs_s': b / step_s, 'pipeline_pairs_s': pipe,
+          'e2e_ms': 1e3 * e2e_s, 'e2e_pairs_s': b / e2e_s,
+          'gflop_step': flops / 1e9, 'gflop_s': flops / step_s / 1e9,
+          'ratio': pipe / (b / step_s)}
+
+
+def table(rows):
+  head = ('| setting | compile s | step ms (median) | step pairs/s | '
+          'pipeline pairs/s | pipeline ÷ step | end-to-end ms | end-to-end '
+          'pairs/s | GFLOP/step | GFLOP/s |')
+  lines = [head, '|' + '---|' * 10]
+  for r in rows:
+    lines.append(
+        f'| {r["setting"]} | {r["compile_s"]:.1f} | {r["step_ms"]:.0f} | '
+        f'{r["step_pairs_s"]:.0f} | {r["pipeline_pairs_s"]:.0f} | '
+        f'{r["ratio"]:.1f}× | {r["e2e_ms"]:.0f} | {r["e2e_pairs_s"]:.0f} | '
+        f'{r["gflop_step"]:.1f} | {r["gflop_s"]:.1f} |')
+  return '\n'.join(lines)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  rows = [bench_setting(s) for s in _SETTINGS.value]
+  text = table(rows)
+  print(text)
+  if _APPEND.value:
+    path = os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), 'BENCHMARKS.md')
+    with open(path, 'a') as f:
+      f.write(f'\n### launch/benchmark.py, {datetime.date.today()}\n\n'
+              f'Machine: {machine_description()}. dtype {_DTYPE.value}, '
+              f'{_WORKERS.value} pipeline threads, median of {_STEPS.value} '
+              f'steps.\nCommand: `python launch/benchmark.py '
+              f'{" ".join(sys.argv[1:])}`\n\n{text}\n')
+
+
+if __name__ == '__main__':
+  app.run(main)

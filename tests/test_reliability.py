@@ -1,0 +1,101 @@
+"""Preemption, damaged checkpoints and checkpoint versions."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+from ssl_pairs import checkpoint
+from ssl_pairs import train
+from ssl_pairs.errors import UserError
+from ssl_pairs.metrics import read_jsonl
+
+
+def test_sigterm_saves_then_exits_75_and_the_rerun_resumes(synthetic_npz,
+                                                           tmp_path):
+  workdir = str(tmp_path / 'run')
+  cmd = [sys.executable, 'main.py', '--config=configs/simclr_sp.py:smoke',
+         f'--workdir={workdir}', f'--config.data.dataset={synthetic_npz}',
+         '--config.data.classes=all', '--config.data.pairs_per_class=0',
+         f'--config.eval.datasets={synthetic_npz}', '--config.eval.probe=False',
+         '--config.total_steps=400', '--config.checkpoint_every_steps=1000',
+         '--config.log_every_steps=1']
+  proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
+  metrics = os.path.join(workdir, 'metrics.jsonl')
+  deadline = time.time() + 240
+  while time.time() < deadline and len(read_jsonl(metrics)) < 3:
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == train.PREEMPTED_EXIT_CODE, err[-2000:]
+  assert 'Stopped by SIGTERM after step' in err
+  stopped = int(err.split('after step ')[1].split(';')[0])
+  assert checkpoint.Checkpoints(workdir).latest_step() == stopped < 400
+  assert [r['step'] for r in read_jsonl(metrics)] == list(range(1, stopped + 1))
+  proc = subprocess.run(cmd[:-3] + ['--config.total_steps=' + str(stopped + 3)],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert 'Resumed' in proc.stdout
+  assert [r['step'] for r in read_jsonl(metrics)] == list(
+      range(1, stopped + 4))
+
+
+def _damage(step_dir):
+  for path in glob.glob(os.path.join(step_dir, 'state', '**', 'd', '*'),
+                        recursive=True):
+    with open(path, 'wb') as f:
+      f.write(b'\0garbage')
+
+
+def test_unreadable_latest_checkpoint_falls_back_and_is_kept(smoke_config,
+                                                             tmp_path, capsys):
+  workdir = str(tmp_path / 'run')
+  smoke_config.eval.probe = False
+  train.run(smoke_config, workdir)  # Checkpoints at steps 2 and 4.
+  ckpt_dir = checkpoint.checkpoint_dir(workdir)
+  _damage(os.path.join(ckpt_dir, '4'))
+  longer = smoke_config.copy_and_resolve_references()
+  longer.total_steps = 6
+  train.run(longer, workdir)
+  out = capsys.readouterr().out
+  assert 'checkpoint 4' in out and 'unreadable' in out
+  assert 'Resumed' in out and 'at step 2' in out
+  # The damaged checkpoint is set aside, not deleted.
+  assert os.path.isdir(os.path.join(workdir, 'checkpoints_unreadable', '4'))
+  assert checkpoint.Checkpoints(workdir).manager.all_steps() == [4, 6]
+  rows = read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
+  assert [r['step'] for r in rows] == [1, 2, 3, 4, 5, 6]
+
+
+def test_only_unreadable_checkpoints_start_fresh_without_losing_them(
+    smoke_config, tmp_path):
+  workdir = str(tmp_path / 'run')
+  smoke_config.eval.probe = False
+  smoke_config.keep_checkpoints = 1
+  train.run(smoke_config, workdir)
+  assert checkpoint.Checkpoints(workdir).manager.all_steps() == [4]
+  _damage(os.path.join(checkpoint.checkpoint_dir(workdir), '4'))
+  train.run(smoke_config, workdir)
+  assert os.path.isdir(os.path.join(workdir, 'checkpoints_unreadable', '4'))
+  assert checkpoint.Checkpoints(workdir).manager.all_steps() == [4]
+
+
+def test_checkpoint_of_another_format_version_is_refused(smoke_config,
+                                                         tmp_path):
+  workdir = str(tmp_path / 'run')
+  smoke_config.eval.probe = False
+  train.run(smoke_config, workdir)
+  for step in (2, 4):
+    path = os.path.join(checkpoint.checkpoint_dir(workdir), str(step), 'data',
+                        'metadata')
+    data = json.load(open(path))
+    data['format_version'] = 99
+    json.dump(data, open(path, 'w'))
+  with pytest.raises(UserError, match='format 99'):
+    train.run(smoke_config, workdir)
