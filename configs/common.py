@@ -95,6 +95,63 @@ def eval_config() -> ml_collections.ConfigDict:
   ))
 
 
+# Per-method defaults for small images (METHODS.md §3): the method's own
+# settings, the optimizer (name, base lr for batch 256, weight decay) and the
+# augmentation preset.
+METHOD_DEFAULTS = {
+    'simclr': (dict(temperature=0.2, proj_hidden_dim=2048, proj_dim=128,
+                    proj_layers=2),
+               dict(name='lars', base_lr=0.4, weight_decay=1e-4), 'strong'),
+    'mocov2': (dict(temperature=0.2, proj_hidden_dim=2048, proj_dim=256,
+                    queue_size=16384, ema_base=0.99, symmetric=True),
+               dict(name='sgd', base_lr=0.3, weight_decay=1e-4), 'strong'),
+    'byol': (dict(proj_hidden_dim=4096, proj_dim=256, pred_hidden_dim=4096,
+                  ema_base=0.99),
+             dict(name='lars', base_lr=1.0, weight_decay=1e-5), 'asymmetric'),
+    'dino': (dict(proj_hidden_dim=2048, bottleneck_dim=256,
+                  num_prototypes=4096, student_temp=0.1,
+                  teacher_temp_start=0.04, teacher_temp=0.07,
+                  teacher_temp_warmup_epochs=30.0, center_momentum=0.9,
+                  ema_base=0.996, freeze_last_layer_epochs=1.0),
+             dict(name='lars', base_lr=0.3, weight_decay=1e-5), 'asymmetric'),
+    'vicreg': (dict(proj_hidden_dim=2048, proj_dim=2048, proj_layers=3,
+                    sim_weight=25.0, var_weight=25.0, cov_weight=1.0),
+               dict(name='lars', base_lr=0.3, weight_decay=1e-4),
+               'asymmetric'),
+    'barlow': (dict(proj_hidden_dim=2048, proj_dim=2048, proj_layers=3,
+                    lambd=0.0051, scale=1.0),
+               dict(name='lars', base_lr=0.3, weight_decay=1e-4),
+               'asymmetric'),
+    'pirl': (dict(proj_dim=128, temperature=0.07, num_negatives=4096,
+                  bank_momentum=0.5, jigsaw_weight=0.5, objective='infonce'),
+             dict(name='sgd', base_lr=0.12, weight_decay=1e-4), 'strong'),
+    'supervised': (dict(), dict(name='sgd', base_lr=0.1, weight_decay=5e-4),
+                   'weak_rrc'),
+}
+# Head sizes for ':smoke' (seconds-long tests), applied where a method has them.
+SMOKE_METHOD = dict(proj_hidden_dim=32, proj_dim=16, pred_hidden_dim=32,
+                    bottleneck_dim=16, num_prototypes=64, queue_size=64,
+                    num_negatives=32)
+
+
+def method_config(name: str):
+  """(method ConfigDict, optimizer overrides, augmentation preset) of a method."""
+  method, optim, preset = METHOD_DEFAULTS[name]
+  return ml_collections.ConfigDict(dict(name=name, **method)), optim, preset
+
+
+def pretrain_config(method: str, pairs: str, name: str, arg):
+  """The full config of ``method`` on ``pairs`` (see base_config)."""
+  method_cfg, optim, preset = method_config(method)
+  c = base_config(method_cfg, pairs, name, arg)
+  c.optim.update(optim)
+  c.data.augment.preset = preset
+  if method == 'simclr':
+    # SimCLR's stronger colour jitter (solo-learn's CIFAR/ImageNet-100 setting).
+    c.data.augment.color_jitter = (0.8, 0.8, 0.8, 0.2)
+  return c
+
+
 def base_config(method: ml_collections.ConfigDict, pairs: str, name: str,
                 arg) -> ml_collections.ConfigDict:
   """The full pretraining config at the paper's shape, then the switches.
@@ -116,7 +173,8 @@ def base_config(method: ml_collections.ConfigDict, pairs: str, name: str,
   c.keep_checkpoints = 2
   c.progress = True
   c.model = ml_collections.ConfigDict(dict(
-      arch='resnet50', width_multiplier=1.0, stem='cifar', dtype='float32'))
+      arch='resnet50', width_multiplier=1.0, stem='cifar', patch_size=8,
+      dtype='float32'))
   c.method = method
   c.optim = ml_collections.ConfigDict(dict(
       name='lars', base_lr=0.3, weight_decay=1e-4, momentum=0.9,
@@ -136,7 +194,9 @@ def base_config(method: ml_collections.ConfigDict, pairs: str, name: str,
     c.eval.probe_max_iter = 200
   if args.smoke:
     c.model.arch, c.model.width_multiplier = 'resnet_tiny', 1.0
-    c.method.proj_hidden_dim, c.method.proj_dim = 32, 16
+    for key, value in SMOKE_METHOD.items():
+      if key in c.method:
+        c.method[key] = value
     c.data.image_size = 16
     c.data.classes = '8'
     c.data.pairs_per_class = 4

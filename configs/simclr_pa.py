@@ -11,11 +11,7 @@ flip, colour jitter); then both go through the same view pipeline as PS.
 """
 
 from configs import common
-from configs import simclr_sp
 
 
 def get_config(arg=None):
-  config = common.base_config(simclr_sp.simclr_method(), 'augmented',
-                              'simclr_pa', arg)
-  config.data.augment.color_jitter = (0.8, 0.8, 0.8, 0.2)
-  return config
+  return common.pretrain_config('simclr', 'augmented', 'simclr_pa', arg)

@@ -47,13 +47,14 @@ def make_train_step(method, tx: optax.GradientTransformation,
       return method.loss(params, state.batch_stats, state.method_state, inputs,
                          rng, state.step)
 
-    (loss, (batch_stats, metrics)), grads = jax.value_and_grad(
+    (loss, (batch_stats, metrics, extras)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
+    grads = method.transform_grads(grads, state.step)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     new_state = state.replace(
         step=state.step + 1, params=optax.apply_updates(state.params, updates),
         batch_stats=batch_stats, opt_state=opt_state)
-    new_state = method.after_update(new_state)
+    new_state = method.after_update(state, new_state, extras)
     grad_norm = optax.global_norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     # Keep the old state on a non-finite step (only the step counter is not

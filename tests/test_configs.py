@@ -29,14 +29,29 @@ def test_config_loads_with_switches_and_documents_its_command(name):
   assert module.get_config('smoke').name == f'{name}-smoke'
 
 
+PAIRED = sorted(n[:-3] for n in TRAIN_CONFIGS if n.endswith('_sp'))
+
+
 @pytest.mark.parametrize('name', TRAIN_CONFIGS)
 def test_defaults_follow_the_paper(name):
   config = importlib.import_module(f'configs.{name}').get_config()
   assert (config.model.arch, config.data.image_size, config.batch_size,
           config.epochs) == ('resnet50', 64, 256, 200)
   assert config.data.dataset == 'tiny_imagenet'
-  assert config.data.pairs == {'sp': 'semantic', 'pa': 'augmented'}[
-      name.split('_')[1]]
+  if name != 'supervised':
+    assert config.data.pairs == {'sp': 'semantic', 'pa': 'augmented'}[
+        name.rsplit('_', 1)[1]]
+
+
+@pytest.mark.parametrize('method', PAIRED)
+def test_sp_and_pa_configs_differ_only_in_the_pairs(method):
+  """So one full-shape step per method covers both configs' networks."""
+  from ssl_pairs.checkpoint import flatten
+  sp = flatten(importlib.import_module(f'configs.{method}_sp').get_config()
+               .to_dict())
+  pa = flatten(importlib.import_module(f'configs.{method}_pa').get_config()
+               .to_dict())
+  assert {k for k in sp if sp[k] != pa[k]} == {'name', 'data.pairs'}
 
 
 def test_parse_arg_types_and_rejects_unknown_switches():
@@ -56,30 +71,42 @@ def test_locked_config_rejects_new_keys():
     config.data.datset = 'x'
 
 
-@pytest.mark.parametrize('name', ['simclr_sp'])
-def test_paper_shape_runs_one_step_at_batch_2(name):
-  """ResNet-50, 64 px, 2048-d projector: one real step on CPU (batch 2)."""
+FULL_SHAPE = [(f'{m}_sp', '') for m in PAIRED] + [('supervised', ''),
+                                                   ('simclr_sp', 'vit_small')]
+
+
+@pytest.mark.parametrize('name,arch', FULL_SHAPE)
+def test_paper_shape_runs_one_step_at_batch_2(name, arch):
+  """ResNet-50 at 64 px with the full heads (and ViT-S/8): real steps on CPU."""
   from ssl_pairs import optim, sharding
-  from ssl_pairs.methods import get_method
+  from ssl_pairs.methods import RunInfo, get_method
   from ssl_pairs.step import make_train_step
   from ssl_pairs.train import create_state
-  config = importlib.import_module(f'configs.{name}').get_config()
+  config = importlib.import_module(f'configs.{name}').get_config(
+      f'arch={arch}' if arch else None)
+  config.batch_size = 2
+  if config.method.name == 'mocov2':
+    config.method.queue_size = 4096  # A multiple of 2 × 2 keys per step.
   mesh = sharding.make_mesh(jax.devices()[:1])
-  method = get_method(config)
+  run = RunInfo(total_steps=100, steps_per_epoch=10, num_images=100,
+                num_classes=200)
+  method = get_method(config, run)
   schedule = optim.learning_rate_schedule(config.optim, 100, 10, 2)
   tx = optim.make_optimizer(config.optim, schedule)
   state = create_state(method, tx, config, mesh)
   rng = np.random.default_rng(0)
   batch = {'view1': rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8),
            'view2': rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8),
-           'label': np.zeros(2, np.int32), 'index': np.arange(2,
-                                                              dtype=np.int32)}
-  before = np.asarray(state.params['backbone']['conv_init']['kernel']).copy()
+           'label': np.array([3, 7], np.int32),
+           'index': np.arange(2, dtype=np.int32)}
+  before = [np.asarray(x).copy()
+            for x in jax.tree.leaves(state.params['backbone'])]
   step = jax.jit(make_train_step(method, tx, schedule, 0))
   for _ in range(2):  # Step 0 has learning rate 0 (linear warmup from 0).
     state, metrics = step(state, batch)
     assert np.isfinite(float(metrics['loss']))
     assert int(metrics['nonfinite']) == 0
   assert int(state.step) == 2
-  assert not np.array_equal(
-      before, np.asarray(state.params['backbone']['conv_init']['kernel']))
+  after = jax.tree.leaves(state.params['backbone'])
+  assert any(not np.array_equal(a, np.asarray(b))
+             for a, b in zip(before, after))

@@ -1,6 +1,8 @@
-"""What every method shares: the Method interface and the collapse monitor."""
+"""What every method shares: the Method interface, run info, EMA, collapse monitor."""
 
 import abc
+import dataclasses
+import math
 from typing import Any, Dict, Tuple
 
 import flax.linen as nn
@@ -8,6 +10,23 @@ import jax
 import jax.numpy as jnp
 
 from ssl_pairs.models import get_backbone
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+  """Facts about the run a method's schedules and state depend on.
+
+  Attributes:
+    total_steps: optimizer steps of the whole run (EMA / temperature
+      schedules).
+    steps_per_epoch: steps per pass over the pairs (DINO's frozen last layer).
+    num_images: images in the pretraining source (PIRL's memory bank).
+    num_classes: classes of the pretraining source (supervised baseline).
+  """
+  total_steps: int = 1000
+  steps_per_epoch: float = 100.0
+  num_images: int = 1000
+  num_classes: int = 10
 
 
 class EncoderWithHead(nn.Module):
@@ -43,18 +62,31 @@ def collapse_metrics(z) -> Dict[str, jnp.ndarray]:
           'embed_rank': jnp.exp(-(p * jnp.log(p)).sum())}
 
 
+def cosine_ema_momentum(base: float, step, total_steps: int):
+  """τ_k = 1 − (1 − τ_base)·(cos(πk/K) + 1)/2: from τ_base up to 1 (BYOL)."""
+  progress = jnp.minimum(step / max(total_steps, 1), 1.0)
+  return 1.0 - (1.0 - base) * (jnp.cos(math.pi * progress) + 1.0) / 2.0
+
+
+def ema(target, online, momentum):
+  """momentum·target + (1 − momentum)·online, leaf by leaf."""
+  return jax.tree.map(lambda t, o: momentum * t + (1.0 - momentum) * o,
+                      target, online)
+
+
 class Method(abc.ABC):
   """A self-supervised (or supervised) method.
 
   Subclasses define ``build`` (the network, with a ``backbone`` submodule) and
-  ``loss``; methods with state beyond params/batch_stats also override
-  ``init_method_state`` and ``after_update``. Everything is pure: ``loss`` and
-  ``after_update`` run inside the one jitted train step.
+  ``loss``; methods with state beyond params/batch_stats (EMA teacher, queue,
+  centre, memory bank) also override ``init_method_state`` and
+  ``after_update``. Everything is pure and runs inside the one jitted step.
   """
   name = ''
 
-  def __init__(self, config):
+  def __init__(self, config, run: RunInfo = RunInfo()):
     self.config = config
+    self.run = run
     self.backbone, self.feature_dim = get_backbone(config.model)
     self.net = self.build()
 
@@ -69,14 +101,32 @@ class Method(abc.ABC):
             'batch_stats': variables.get('batch_stats', {})}
 
   def init_method_state(self, rng, variables) -> Any:
+    """Arrays the method carries between steps (default: none)."""
     del rng, variables
     return {}
 
   @abc.abstractmethod
-  def loss(self, params, batch_stats, method_state, batch, rng,
-           step) -> Tuple[jnp.ndarray, Tuple[Any, Dict[str, jnp.ndarray]]]:
-    """(loss, (new batch_stats, metrics)) for a normalised batch."""
+  def loss(self, params, batch_stats, method_state, batch, rng, step
+           ) -> Tuple[jnp.ndarray, Tuple[Any, Dict[str, jnp.ndarray], Any]]:
+    """(loss, (new batch_stats, metrics, extras)) for a normalised batch.
 
-  def after_update(self, state):
-    """Updates method_state after the optimizer step (EMA, queue...)."""
-    return state
+    ``extras`` (any pytree, {} if unused) is handed to ``after_update``: keys
+    to enqueue, embeddings for a memory bank, teacher outputs for a centre.
+    """
+
+  def transform_grads(self, grads, step):
+    """Gradients before the optimizer (DINO zeroes its frozen layer's)."""
+    del step
+    return grads
+
+  def after_update(self, old_state, new_state, extras):
+    """new_state after the optimizer step, with method_state updated."""
+    del old_state, extras
+    return new_state
+
+  def apply(self, params, batch_stats, x, train=True):
+    """Runs ``self.net``; returns (outputs, new batch_stats)."""
+    out, updates = self.net.apply(
+        {'params': params, 'batch_stats': batch_stats}, x, train=train,
+        mutable=['batch_stats'])
+    return out, updates['batch_stats']

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 
 from ssl_pairs import losses
 from ssl_pairs.methods.base import EncoderWithHead, Method, collapse_metrics
-from ssl_pairs.models.heads import MLPHead
 from ssl_pairs.models import DTYPES
+from ssl_pairs.models.heads import MLPHead
 
 
 class SimCLR(Method):
@@ -29,9 +29,7 @@ class SimCLR(Method):
     del method_state, rng, step
     b = batch['view1'].shape[0]
     x = jnp.concatenate([batch['view1'], batch['view2']])
-    (_, z), updates = self.net.apply(
-        {'params': params, 'batch_stats': batch_stats}, x, train=True,
-        mutable=['batch_stats'])
+    (_, z), batch_stats = self.apply(params, batch_stats, x)
     ids = jnp.concatenate([jnp.arange(b), jnp.arange(b)])
     loss = losses.nt_xent(z, ids, self.config.method.temperature)
-    return loss, (updates['batch_stats'], collapse_metrics(z))
+    return loss, (batch_stats, collapse_metrics(z), {})

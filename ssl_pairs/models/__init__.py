@@ -4,21 +4,23 @@ import jax.numpy as jnp
 
 from ssl_pairs.errors import unknown_name_error
 from ssl_pairs.models import resnet as resnet_lib
+from ssl_pairs.models import vit as vit_lib
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
 def backbone_names():
   """Names accepted by ``config.model.arch``."""
-  return sorted(resnet_lib.RESNET_STAGES)
+  return sorted(resnet_lib.RESNET_STAGES) + sorted(vit_lib.VIT_SIZES)
 
 
 def get_backbone(model_config):
   """Builds the encoder named by ``model_config.arch``.
 
   Args:
-    model_config: ConfigDict with ``arch``, ``width_multiplier``, ``stem`` and
-      ``dtype`` ('float32' or 'bfloat16').
+    model_config: ConfigDict with ``arch``, ``width_multiplier`` and ``stem``
+      (ResNets), ``patch_size`` (ViTs) and ``dtype`` ('float32' or
+      'bfloat16').
 
   Returns:
     (flax module mapping images [B, H, W, 3] to features [B, F], F).
@@ -34,4 +36,9 @@ def get_backbone(model_config):
     module = resnet_lib.resnet(arch, model_config.width_multiplier,
                                model_config.stem, dtype)
     return module, resnet_lib.feature_dim(arch, model_config.width_multiplier)
+  if arch in vit_lib.VIT_SIZES:
+    patch = model_config.get('patch_size', 8)
+    if patch not in (4, 8, 16):
+      raise unknown_name_error('model.patch_size', str(patch), ('4', '8', '16'))
+    return vit_lib.vit(arch, patch, dtype), vit_lib.VIT_SIZES[arch][0]
   raise unknown_name_error('model.arch', arch, backbone_names())

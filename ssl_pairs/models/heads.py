@@ -35,3 +35,41 @@ class MLPHead(nn.Module):
                        epsilon=1e-5, use_scale=False, use_bias=False,
                        dtype=self.dtype)(x)
     return x.astype(jnp.float32)
+
+
+class LinearHead(nn.Module):
+  """A single linear layer (classifier, PIRL's f) that accepts ``train``."""
+  output_dim: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    del train
+    return nn.Dense(self.output_dim, dtype=self.dtype)(
+        x.astype(self.dtype)).astype(jnp.float32)
+
+
+class DINOHead(nn.Module):
+  """DINO's head: 3-layer GELU MLP → L2 norm → weight-normalised linear.
+
+  The last layer's weight is normalised per output column with its scale
+  fixed to 1 (``norm_last_layer=True`` in the reference code); its parameter is
+  named ``last_layer`` so the method can freeze it during the first epoch.
+  """
+  hidden_dim: int = 2048
+  bottleneck_dim: int = 256
+  output_dim: int = 4096
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    del train
+    x = x.astype(self.dtype)
+    x = nn.gelu(nn.Dense(self.hidden_dim, dtype=self.dtype)(x))
+    x = nn.gelu(nn.Dense(self.hidden_dim, dtype=self.dtype)(x))
+    x = nn.Dense(self.bottleneck_dim, dtype=self.dtype)(x).astype(jnp.float32)
+    x = x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    v = self.param('last_layer', nn.initializers.truncated_normal(0.02),
+                   (self.bottleneck_dim, self.output_dim))
+    w = v / jnp.maximum(jnp.linalg.norm(v, axis=0, keepdims=True), 1e-12)
+    return x @ w

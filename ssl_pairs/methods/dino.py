@@ -1,0 +1,82 @@
+"""DINO (Caron et al. 2021): self-distillation with a centred, sharpened teacher.
+
+The anchor's and the partner's views are the two global views. The teacher
+(EMA of the student, momentum from ``ema_base`` to 1, cosine) and the centre
+(EMA of the teacher's batch-mean logits) are in ``method_state``. The teacher
+temperature rises linearly from ``teacher_temp_start`` to ``teacher_temp``
+over ``teacher_temp_warmup_epochs``; the head's last layer is frozen for
+``freeze_last_layer_epochs``: its gradient is zeroed and its value kept (the
+reference code cancels the gradient; here the optimizer's momentum for it may
+still carry weight decay from those steps).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from ssl_pairs import losses
+from ssl_pairs.methods.base import (EncoderWithHead, Method, collapse_metrics,
+                                    cosine_ema_momentum, ema)
+from ssl_pairs.models import DTYPES
+from ssl_pairs.models.heads import DINOHead
+
+
+class DINO(Method):
+  """DINO on two global views."""
+  name = 'dino'
+
+  def build(self):
+    m = self.config.method
+    return EncoderWithHead(self.backbone, DINOHead(
+        m.proj_hidden_dim, m.bottleneck_dim, m.num_prototypes,
+        dtype=DTYPES[self.config.model.dtype]))
+
+  def init_method_state(self, rng, variables):
+    del rng
+    return {'target_params': jax.tree.map(jnp.copy, variables['params']),
+            'target_batch_stats': jax.tree.map(jnp.copy,
+                                               variables['batch_stats']),
+            'center': jnp.zeros((self.config.method.num_prototypes,))}
+
+  def teacher_temperature(self, step):
+    m = self.config.method
+    warmup = m.teacher_temp_warmup_epochs * self.run.steps_per_epoch
+    frac = jnp.clip(step / jnp.maximum(warmup, 1.0), 0.0, 1.0)
+    return m.teacher_temp_start + frac * (m.teacher_temp - m.teacher_temp_start)
+
+  def _frozen(self, step):
+    m = self.config.method
+    return step < m.freeze_last_layer_epochs * self.run.steps_per_epoch
+
+  def loss(self, params, batch_stats, method_state, batch, rng, step):
+    del rng
+    m = self.config.method
+    x = jnp.concatenate([batch['view1'], batch['view2']])
+    (_, student), batch_stats = self.apply(params, batch_stats, x)
+    (_, teacher), target_stats = self.apply(
+        method_state['target_params'], method_state['target_batch_stats'], x)
+    teacher = jax.lax.stop_gradient(teacher)
+    loss = losses.dino_loss(student, teacher, method_state['center'],
+                            m.student_temp, self.teacher_temperature(step))
+    metrics = dict(collapse_metrics(student),
+                   teacher_temp=self.teacher_temperature(step))
+    return loss, (batch_stats, metrics,
+                  {'teacher_logits': teacher, 'target_batch_stats': target_stats})
+
+  def transform_grads(self, grads, step):
+    last = grads['head']['last_layer']
+    frozen = jnp.where(self._frozen(step), jnp.zeros_like(last), last)
+    return {**grads, 'head': {**grads['head'], 'last_layer': frozen}}
+
+  def after_update(self, old_state, new_state, extras):
+    m = self.config.method
+    s = old_state.method_state
+    head = new_state.params['head']
+    last = jnp.where(self._frozen(old_state.step),
+                     old_state.params['head']['last_layer'], head['last_layer'])
+    params = {**new_state.params, 'head': {**head, 'last_layer': last}}
+    tau = cosine_ema_momentum(m.ema_base, old_state.step, self.run.total_steps)
+    return new_state.replace(params=params, method_state={
+        'target_params': ema(s['target_params'], params, tau),
+        'target_batch_stats': extras['target_batch_stats'],
+        'center': losses.dino_center(s['center'], extras['teacher_logits'],
+                                     m.center_momentum)})

@@ -1,0 +1,79 @@
+"""MoCo v2 (Chen et al. 2020): queries against momentum-encoder keys and a queue.
+
+The anchor's view is the query, the partner's view the key (and the reverse
+as well with ``symmetric=True``, the "v2+" form). The key encoder is an EMA of
+the query encoder (cosine schedule from ``ema_base`` to 1), and the queue of
+past keys is a [K, D] array in ``method_state``, both updated inside the step.
+BatchNorm is global over the batch (sync-BN, as MoCo v3), not shuffled.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from ssl_pairs import losses
+from ssl_pairs.errors import UserError
+from ssl_pairs.methods.base import (EncoderWithHead, Method, collapse_metrics,
+                                    cosine_ema_momentum, ema)
+from ssl_pairs.models import DTYPES
+from ssl_pairs.models.heads import MLPHead
+
+
+def _normalize(x):
+  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class MoCoV2(Method):
+  """MoCo v2(+) with an MLP head and a queue of negatives."""
+  name = 'mocov2'
+
+  def build(self):
+    m = self.config.method
+    return EncoderWithHead(self.backbone, MLPHead(
+        (m.proj_hidden_dim,), m.proj_dim,
+        dtype=DTYPES[self.config.model.dtype]))
+
+  def init_method_state(self, rng, variables):
+    m = self.config.method
+    keys_per_step = self.config.batch_size * (2 if m.symmetric else 1)
+    if m.queue_size % keys_per_step:
+      raise UserError(f'method.queue_size={m.queue_size} must be a multiple of '
+                      f'the {keys_per_step} keys enqueued per step (batch_size'
+                      f'{" × 2 views" if m.symmetric else ""}).')
+    queue = _normalize(jax.random.normal(rng, (m.queue_size, m.proj_dim)))
+    return {'target_params': jax.tree.map(jnp.copy, variables['params']),
+            'target_batch_stats': jax.tree.map(jnp.copy,
+                                               variables['batch_stats']),
+            'queue': queue, 'queue_ptr': jnp.zeros((), jnp.int32)}
+
+  def loss(self, params, batch_stats, method_state, batch, rng, step):
+    del rng, step
+    m = self.config.method
+    b = batch['view1'].shape[0]
+    x = jnp.concatenate([batch['view1'], batch['view2']])
+    (_, z), batch_stats = self.apply(params, batch_stats, x)
+    (_, zk), target_stats = self.apply(method_state['target_params'],
+                                       method_state['target_batch_stats'], x)
+    q = _normalize(z)
+    k = jax.lax.stop_gradient(_normalize(zk))
+    queue = method_state['queue']
+    loss = losses.moco_infonce(q[:b], k[b:], queue, m.temperature)
+    enqueue = k[b:]
+    if m.symmetric:
+      loss = 0.5 * (loss + losses.moco_infonce(q[b:], k[:b], queue,
+                                               m.temperature))
+      enqueue = k
+    return loss, (batch_stats, collapse_metrics(z),
+                  {'keys': enqueue, 'target_batch_stats': target_stats})
+
+  def after_update(self, old_state, new_state, extras):
+    s = old_state.method_state
+    tau = cosine_ema_momentum(self.config.method.ema_base, old_state.step,
+                              self.run.total_steps)
+    keys = extras['keys']
+    queue = jax.lax.dynamic_update_slice(s['queue'], keys.astype(
+        s['queue'].dtype), (s['queue_ptr'], 0))
+    return new_state.replace(method_state={
+        'target_params': ema(s['target_params'], new_state.params, tau),
+        'target_batch_stats': extras['target_batch_stats'],
+        'queue': queue,
+        'queue_ptr': (s['queue_ptr'] + keys.shape[0]) % queue.shape[0]})

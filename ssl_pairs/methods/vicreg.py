@@ -1,0 +1,54 @@
+"""VICReg (Bardes et al. 2022) and Barlow Twins (Zbontar et al. 2021).
+
+Both need no negatives and no momentum encoder: the two views of each pair go
+through one expander (Linear → BN → ReLU hidden layers, linear output) and the
+loss regularises the batch statistics of the two branches.
+"""
+
+import abc
+
+import jax.numpy as jnp
+
+from ssl_pairs import losses
+from ssl_pairs.methods.base import EncoderWithHead, Method, collapse_metrics
+from ssl_pairs.models import DTYPES
+from ssl_pairs.models.heads import MLPHead
+
+
+class _TwoBranch(Method):
+  """Shared build/forward: expander on both views, loss on (z1, z2)."""
+
+  def build(self):
+    m = self.config.method
+    return EncoderWithHead(self.backbone, MLPHead(
+        (m.proj_hidden_dim,) * (m.proj_layers - 1), m.proj_dim,
+        dtype=DTYPES[self.config.model.dtype]))
+
+  @abc.abstractmethod
+  def pair_loss(self, z1, z2):
+    """The method's loss on the two branches."""
+
+  def loss(self, params, batch_stats, method_state, batch, rng, step):
+    del method_state, rng, step
+    b = batch['view1'].shape[0]
+    x = jnp.concatenate([batch['view1'], batch['view2']])
+    (_, z), batch_stats = self.apply(params, batch_stats, x)
+    return self.pair_loss(z[:b], z[b:]), (batch_stats, collapse_metrics(z), {})
+
+
+class VICReg(_TwoBranch):
+  """Variance-invariance-covariance regularisation (25 / 25 / 1)."""
+  name = 'vicreg'
+
+  def pair_loss(self, z1, z2):
+    m = self.config.method
+    return losses.vicreg_loss(z1, z2, m.sim_weight, m.var_weight, m.cov_weight)
+
+
+class BarlowTwins(_TwoBranch):
+  """Cross-correlation to the identity (λ = 0.0051)."""
+  name = 'barlow'
+
+  def pair_loss(self, z1, z2):
+    m = self.config.method
+    return losses.barlow_twins_loss(z1, z2, m.lambd, m.scale)

@@ -1,0 +1,263 @@
+"""Every method: trains, overfits where it must, and updates its state exactly."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import load_config, synthetic_images
+from ssl_pairs import optim
+from ssl_pairs import sharding
+from ssl_pairs.data.pipeline import normalize_images
+from ssl_pairs.methods import METHODS, RunInfo, get_method
+from ssl_pairs.methods.base import cosine_ema_momentum
+from ssl_pairs.step import make_train_step
+from ssl_pairs.train import create_state
+
+CONFIG_OF = {'simclr': 'simclr_sp', 'mocov2': 'mocov2_sp', 'byol': 'byol_sp',
+             'dino': 'dino_sp', 'vicreg': 'vicreg_sp', 'barlow': 'barlow_sp',
+             'pirl': 'pirl_sp', 'supervised': 'supervised'}
+RUN = RunInfo(total_steps=100, steps_per_epoch=10.0, num_images=80,
+              num_classes=8)
+
+
+def test_every_registered_method_has_configs():
+  assert set(CONFIG_OF) == set(METHODS)
+
+
+def fixed_batch(size=16, batch=8, seed=0):
+  images, labels = synthetic_images(size=size, seed=seed)
+  rng = np.random.default_rng(seed)
+  idx = rng.choice(len(images), batch, replace=False)
+  flipped = images[idx][:, :, ::-1]
+  return {'view1': images[idx], 'view2': np.ascontiguousarray(flipped),
+          'label': labels[idx].astype(np.int32),
+          'index': idx.astype(np.int32)}
+
+
+def setup(name, **method_overrides):
+  config = load_config(CONFIG_OF[name])
+  config.method.update(method_overrides)
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  method = get_method(config, RUN)
+  schedule = optim.learning_rate_schedule(config.optim, RUN.total_steps,
+                                          RUN.steps_per_epoch,
+                                          config.batch_size)
+  tx = optim.make_optimizer(config.optim, schedule)
+  state = create_state(method, tx, config, mesh)
+  step = jax.jit(make_train_step(method, tx, schedule, 0))
+  return config, method, state, step
+
+
+def _train(name, steps, fixed_queue=False, **overrides):
+  """Losses of ``steps`` steps on one fixed batch, checking every step."""
+  _, _, state, step = setup(name, **overrides)
+  before = jax.tree.map(np.asarray, state.params)
+  queue = state.method_state.get('queue')
+  batch = fixed_batch()
+  losses = []
+  for _ in range(steps):
+    state, metrics = step(state, batch)
+    if fixed_queue:
+      state = state.replace(method_state=dict(state.method_state, queue=queue))
+    losses.append(float(metrics['loss']))
+    assert np.isfinite(losses[-1]), (name, losses)
+    assert int(metrics['nonfinite']) == 0
+    assert {'embed_std', 'embed_rank'} <= set(metrics)
+  after = jax.tree.map(np.asarray, state.params)
+  changed = jax.tree.map(lambda a, b: not np.array_equal(a, b), before, after)
+  # Every parameter of the backbone moves.
+  assert all(jax.tree.leaves(changed['backbone'])), name
+  return losses
+
+
+@pytest.mark.parametrize('name', ['byol', 'dino'])
+def test_trains_with_finite_loss_and_changing_parameters(name):
+  _train(name, 3)
+
+
+# Methods whose loss on one fixed batch must fall when trained on it: their
+# loss is a fixed function of the parameters (SimCLR, VICReg, Barlow Twins,
+# supervised), or PIRL's, whose memory-bank positives are the EMA of the very
+# embeddings being trained. BYOL and DINO are only checked to train (above):
+# their targets move with the EMA teacher (and DINO's centre and
+# temperature), so the loss need not fall; their state updates are tested
+# against the formulas below. MoCo is tested with its queue held fixed (next
+# test): on one repeated batch the queue fills with this batch's own keys, so
+# every positive also sits among the negatives and the loss must rise, whatever
+# the encoder does.
+@pytest.mark.parametrize('name', ['simclr', 'vicreg', 'barlow', 'supervised',
+                                  'pirl'])
+def test_overfitting_one_batch_lowers_the_loss(name):
+  losses = _train(name, 30)
+  assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:3]), (name, losses)
+
+
+def test_moco_overfits_one_batch_against_a_fixed_queue():
+  losses = _train('mocov2', 30, fixed_queue=True, queue_size=4096)
+  # The keys' encoder follows the queries' (EMA), so the margin is smaller
+  # than for the fixed-target losses above (measured: 4.53 → 4.10 in 30 steps).
+  assert np.mean(losses[-5:]) < 0.95 * np.mean(losses[:3]), losses
+  assert losses[-1] < losses[0]
+
+
+def _one_update(name, **overrides):
+  """(method, old state, new state, extras) of one real step."""
+  config, method, state, _ = setup(name, **overrides)
+  batch = fixed_batch()
+  inputs = dict(batch, view1=normalize_images(batch['view1']),
+                view2=normalize_images(batch['view2']))
+  _, (_, _, extras) = method.loss(state.params, state.batch_stats,
+                                  state.method_state, inputs,
+                                  jax.random.key(0), state.step)
+  moved = jax.tree.map(lambda p: p + 0.01, state.params)
+  new = state.replace(step=state.step + 1, params=moved)
+  return config, method, state, method.after_update(state, new, extras), extras
+
+
+def test_byol_target_is_the_cosine_ema_of_the_online_params():
+  config, _, old, new, _ = _one_update('byol')
+  tau = 1 - (1 - 0.99) * (np.cos(np.pi * 0 / 100) + 1) / 2
+  assert tau == pytest.approx(float(cosine_ema_momentum(0.99, 0, 100)))
+  expected = jax.tree.map(lambda t, p: tau * t + (1 - tau) * (p + 0.01),
+                          old.method_state['target_params'], old.params)
+  for a, b in zip(jax.tree.leaves(new.method_state['target_params']),
+                  jax.tree.leaves(expected)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  assert config.method.ema_base == 0.99
+  # Half-way the momentum is (1 + τ_base) / 2; at the end 1.
+  assert float(cosine_ema_momentum(0.99, 50, 100)) == pytest.approx(0.995)
+  assert float(cosine_ema_momentum(0.99, 100, 100)) == pytest.approx(1.0)
+
+
+def test_moco_queue_takes_the_keys_at_the_pointer_and_wraps():
+  _, _, old, new, extras = _one_update('mocov2')
+  keys = np.asarray(extras['keys'])
+  n = keys.shape[0]  # 2 × batch (symmetric).
+  queue = np.asarray(new.method_state['queue'])
+  np.testing.assert_array_equal(queue[:n], keys)
+  np.testing.assert_array_equal(queue[n:],
+                                np.asarray(old.method_state['queue'])[n:])
+  assert int(new.method_state['queue_ptr']) == n
+  np.testing.assert_allclose(np.linalg.norm(keys, axis=1), 1.0, rtol=1e-5)
+  # The pointer wraps around the queue (64 entries, 16 keys per step).
+  _, method, state, _ = setup('mocov2')
+  state = state.replace(method_state=dict(state.method_state,
+                                          queue_ptr=jnp.int32(48)))
+  wrapped = method.after_update(state, state, {
+      'keys': jnp.asarray(keys),
+      'target_batch_stats': state.method_state['target_batch_stats']})
+  assert int(wrapped.method_state['queue_ptr']) == 0
+  np.testing.assert_array_equal(np.asarray(wrapped.method_state['queue'])[48:],
+                                keys)
+
+
+def test_dino_centre_ema_and_frozen_last_layer():
+  config, _, old, new, extras = _one_update('dino')
+  t = np.asarray(extras['teacher_logits'])
+  np.testing.assert_allclose(new.method_state['center'],
+                             0.9 * np.asarray(old.method_state['center']) +
+                             0.1 * t.mean(0), rtol=1e-5, atol=1e-7)
+  # Step 0 < 1 epoch (10 steps): the last layer keeps its value.
+  np.testing.assert_array_equal(new.params['head']['last_layer'],
+                                old.params['head']['last_layer'])
+  assert not np.array_equal(new.params['backbone']['conv_init']['kernel'],
+                            old.params['backbone']['conv_init']['kernel'])
+  _, method, state, _ = setup('dino')
+  late = state.replace(step=jnp.int32(10))
+  moved = late.replace(params=jax.tree.map(lambda p: p + 0.01, late.params))
+  out = method.after_update(late, moved, extras)
+  np.testing.assert_allclose(out.params['head']['last_layer'],
+                             np.asarray(late.params['head']['last_layer']) +
+                             0.01, rtol=1e-6)
+  grads = method.transform_grads(jax.tree.map(jnp.ones_like, state.params), 0)
+  assert np.all(np.asarray(grads['head']['last_layer']) == 0)
+  assert config.method.center_momentum == 0.9
+  # Teacher temperature: 0.04 at step 0, 0.07 after the warm-up.
+  assert float(method.teacher_temperature(0)) == pytest.approx(0.04)
+  assert float(method.teacher_temperature(10_000)) == pytest.approx(0.07)
+
+
+def test_pirl_memory_bank_rows_are_the_normalised_ema():
+  _, _, old, new, extras = _one_update('pirl')
+  bank, new_bank = np.asarray(old.method_state['bank']), np.asarray(
+      new.method_state['bank'])
+  idx = np.asarray(extras['index'])
+  mixed = 0.5 * bank[idx] + 0.5 * np.asarray(extras['f'])
+  np.testing.assert_allclose(new_bank[idx],
+                             mixed / np.linalg.norm(mixed, axis=1,
+                                                    keepdims=True), rtol=1e-5)
+  others = np.setdiff1d(np.arange(len(bank)), idx)
+  np.testing.assert_array_equal(new_bank[others], bank[others])
+
+
+def test_pirl_jigsaw_permutes_patches():
+  from ssl_pairs.methods.pirl import jigsaw_patches
+  x = jnp.arange(2 * 6 * 6 * 1, dtype=jnp.float32).reshape(2, 6, 6, 1)
+  patches = np.asarray(jigsaw_patches(x, jax.random.key(3)))
+  assert patches.shape == (2, 9, 2, 2, 1)
+  ordered = np.asarray(jigsaw_patches(x, jax.random.key(3)))
+  np.testing.assert_array_equal(patches, ordered)  # Deterministic per key.
+  # Each image's patches are a permutation of its 9 tiles.
+  tiles = np.asarray(x[0]).reshape(3, 2, 3, 2, 1).transpose(0, 2, 1, 3, 4)
+  tiles = tiles.reshape(9, 2, 2, 1)
+  assert sorted(p.sum() for p in patches[0]) == sorted(t.sum() for t in tiles)
+
+
+def test_pirl_nce_objective_trains():
+  _, _, state, step = setup('pirl', objective='nce')
+  state, metrics = step(state, fixed_batch())
+  assert np.isfinite(float(metrics['loss']))
+
+
+def test_moco_queue_must_divide_by_the_keys_per_step():
+  from ssl_pairs.errors import UserError
+  with pytest.raises(UserError, match='multiple of the 16 keys'):
+    setup('mocov2', queue_size=100)
+
+
+@pytest.mark.parametrize('name', ['simclr', 'dino'])
+def test_vit_backbone_works_with_methods(name):
+  config = load_config(CONFIG_OF[name], 'smoke,arch=vit_test')
+  config.model.patch_size = 4
+  config.optim.name = 'adamw'
+  config.optim.base_lr = 1e-3
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  method = get_method(config, RUN)
+  schedule = optim.learning_rate_schedule(config.optim, 100, 10.0, 8)
+  tx = optim.make_optimizer(config.optim, schedule)
+  state = create_state(method, tx, config, mesh)
+  step = jax.jit(make_train_step(method, tx, schedule, 0))
+  for _ in range(2):
+    state, metrics = step(state, fixed_batch())
+  assert np.isfinite(float(metrics['loss']))
+  assert 'pos_embedding' in state.params['backbone']
+
+
+@pytest.mark.parametrize('name', sorted(CONFIG_OF))
+def test_checkpoint_of_each_method_restores_its_encoder_for_evaluation(
+    name, tmp_path):
+  """What evaluation restores is exactly the trained backbone, and it runs."""
+  from ssl_pairs import checkpoint
+  from ssl_pairs.evals.features import make_feature_fn
+  from ssl_pairs.train import encoder_variables
+  config, method, state, _ = setup(name)
+  # Distinguish the params from a fresh init, so a restore that silently
+  # re-initialised would fail.
+  state = state.replace(params=jax.tree.map(lambda p: p + 0.5, state.params))
+  ckpts = checkpoint.Checkpoints(str(tmp_path))
+  ckpts.save(7, state, {'train_seconds': 1.0}, config.to_dict())
+  ckpts.close()
+  saved_config, step, variables, data = checkpoint.restore_encoder(
+      str(tmp_path))
+  assert step == 7 and data['train_seconds'] == 1.0
+  assert saved_config['method']['name'] == name
+  expected = encoder_variables(state)
+  assert jax.tree.structure(variables) == jax.tree.structure(expected)
+  for a, b in zip(jax.tree.leaves(variables), jax.tree.leaves(expected)):
+    np.testing.assert_array_equal(a, b)
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  feats = make_feature_fn(method.backbone, mesh)(
+      variables, fixed_batch()['view1'])
+  assert feats.shape == (8, method.feature_dim)
+  assert np.all(np.isfinite(np.asarray(feats)))
