@@ -49,6 +49,7 @@ def main(argv):
                                process_id=_PROCESS_ID.value)
   from ssl_pairs import train  # pylint: disable=g-import-not-at-top
   from ssl_pairs.errors import UserError  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.checkpoint import CheckpointWriteError  # pylint: disable=g-import-not-at-top
   from ssl_pairs.metrics import NonFiniteLossError  # pylint: disable=g-import-not-at-top
   from ssl_pairs.evals import run as eval_run  # pylint: disable=g-import-not-at-top
 
@@ -68,6 +69,9 @@ def main(argv):
   except NonFiniteLossError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(3)
+  except CheckpointWriteError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(4)
   except train.Preempted as e:
     print(str(e), file=sys.stderr)
     sys.exit(train.PREEMPTED_EXIT_CODE)

@@ -51,9 +51,14 @@ _EVAL_EVERY = flags.DEFINE_float('eval_every', 2.0, 'Epochs between curve points
 _BATCH = flags.DEFINE_integer('batch_size', 128, 'Pairs per step.')
 _WIDTH = flags.DEFINE_float('width', 0.25, 'ResNet-18 width multiplier.')
 _SIZE = flags.DEFINE_integer('image_size', 32, 'Pretraining resolution.')
-_LR = flags.DEFINE_float('base_lr', 0.4, 'LARS base learning rate (×B/256).')
-# τ = 0.5, not SimCLR's CIFAR 0.2: at this budget semantic pairs collapse at
-# 0.2 (effective rank 70 → 4, loss at chance; docs/compare_pairs_tau0.2).
+# SGD, not LARS: semantic pairs give small gradients, and LARS's trust ratio
+# scales the update to η·‖w‖ whatever the gradient, so weight decay dominates
+# and the embeddings collapse (docs/compare_pairs_lars: effective rank 70 → 4,
+# loss at chance). SGD settings are lightly's CIFAR-10 benchmark's.
+_OPTIMIZER = flags.DEFINE_enum('optimizer', 'sgd', ['sgd', 'lars', 'adamw'],
+                               'Optimizer of both runs.')
+_LR = flags.DEFINE_float('base_lr', 0.12, 'Base learning rate (× B/256).')
+_WD = flags.DEFINE_float('weight_decay', 5e-4, 'Weight decay.')
 _TEMPERATURE = flags.DEFINE_float('temperature', 0.5, 'NT-Xent τ.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Training seed (same for both runs).')
 _EVAL_DATASETS = flags.DEFINE_string('eval_datasets', 'cifar10,tiny_imagenet',
@@ -89,7 +94,9 @@ def run_config(kind, module, pair_file):
   c.total_steps = 0
   c.epochs = _EPOCHS.value
   c.seed = _SEED.value
+  c.optim.name = _OPTIMIZER.value
   c.optim.base_lr = _LR.value
+  c.optim.weight_decay = _WD.value
   c.optim.warmup_epochs = min(1.0, _EPOCHS.value / 4)
   c.method.temperature = _TEMPERATURE.value
   c.checkpoint_every_steps = 200
@@ -242,8 +249,9 @@ def main(argv):
       'text': (f'{_DATASET.value} train, {summary["semantic"]["pairs"]} pairs '
                f'each (match={_MATCH.value}), {_ARCH.value} width '
                f'{_WIDTH.value} (CIFAR stem), {_SIZE.value} px, batch '
-               f'{_BATCH.value}, {_EPOCHS.value:g} epochs, LARS base lr '
-               f'{_LR.value}, τ {_TEMPERATURE.value}, seed {_SEED.value}; '
+               f'{_BATCH.value}, {_EPOCHS.value:g} epochs, {_OPTIMIZER.value} '
+               f'base lr {_LR.value} (× B/256), weight decay {_WD.value}, '
+               f'τ {_TEMPERATURE.value}, seed {_SEED.value}; '
                f'evaluation on {_EVAL_DATASETS.value} '
                '(kNN k=20/200 τ 0.07; L-BFGS softmax probe, λ chosen on 10 % '
                'of train).')}

@@ -11,6 +11,7 @@ on) and atomic (a step directory appears only when complete), so a kill during
 a save leaves the previous checkpoint intact.
 """
 
+import contextlib
 import os
 import shutil
 from typing import Any, Dict, Optional, Tuple
@@ -34,6 +35,10 @@ RESUME_SAFE_KEYS = ('epochs', 'total_steps', 'log_every_steps',
                     'data.prefetch')
 
 
+class CheckpointWriteError(RuntimeError):
+  """A checkpoint could not be written (disk full, permissions...)."""
+
+
 def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), 'checkpoints')
 
@@ -50,12 +55,17 @@ def flatten(d: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:
 
 
 def config_differences(saved: Dict[str, Any], current: Dict[str, Any]):
-  """(unsafe differing keys, safe differing keys) between two configs."""
+  """(unsafe differing keys, safe differing keys) between two configs.
+
+  Keys the saved config does not have at all (settings added to ssl_pairs
+  after the checkpoint was written) count as safe: they did not exist when
+  the finished steps were computed.
+  """
   a, b = flatten(saved), flatten(current)
   differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
   safe = [k for k in differing
-          if any(k == s or (s.endswith('.') and k.startswith(s))
-                 for s in RESUME_SAFE_KEYS)]
+          if k not in a or any(k == s or (s.endswith('.') and k.startswith(s))
+                               for s in RESUME_SAFE_KEYS)]
   return [k for k in differing if k not in safe], safe
 
 
@@ -79,9 +89,24 @@ class Checkpoints:
     """Starts an asynchronous save of step ``step``."""
     data = dict(data, format_version=FORMAT_VERSION,
                 ssl_pairs_version=ssl_pairs.__version__)
-    self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data),
-        config=ocp.args.JsonSave(config)), force=True)
+    with self._write_errors(step):
+      self.manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data),
+          config=ocp.args.JsonSave(config)), force=True)
+
+  @contextlib.contextmanager
+  def _write_errors(self, step):
+    """Turns a failed write into one clear message naming what is intact."""
+    try:
+      yield
+    except OSError as e:
+      complete = [s for s in self.manager.all_steps() if s != step]
+      last = f'checkpoint {max(complete)} is the last complete one' \
+          if complete else 'no earlier checkpoint exists'
+      raise CheckpointWriteError(
+          f'Writing checkpoint {step} to {self.directory} failed '
+          f'({e.strerror or e}); {last} — free space (or fix permissions) '
+          'and rerun the same command to resume.') from e
 
   def read_config(self, step: int) -> Dict[str, Any]:
     return self.manager.restore(
@@ -139,10 +164,11 @@ class Checkpoints:
         'and falling back to the previous checkpoint.')
 
   def wait(self) -> None:
-    self.manager.wait_until_finished()
+    with self._write_errors(self.manager.latest_step()):
+      self.manager.wait_until_finished()
 
   def close(self) -> None:
-    self.manager.wait_until_finished()
+    self.wait()
     self.manager.close()
 
 

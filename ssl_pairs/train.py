@@ -29,13 +29,15 @@ from ssl_pairs.data import pipeline
 from ssl_pairs.data import sources as sources_lib
 from ssl_pairs.errors import UserError
 from ssl_pairs.evals import run as eval_lib
-from ssl_pairs.methods import get_method
+from ssl_pairs.methods import RunInfo, get_method
 from ssl_pairs.state import TrainState
 from ssl_pairs.step import make_train_step
 
 # Fault injection for crash tests: SIGKILL this process right after the given
-# step (its metrics flushed, any checkpoint save possibly still in flight).
+# step (its metrics flushed, any checkpoint save possibly still in flight), or
+# right after starting the asynchronous save of the given step (mid-write).
 KILL_AT_STEP_ENV = 'SSL_PAIRS_KILL_AT_STEP'
+KILL_IN_SAVE_ENV = 'SSL_PAIRS_KILL_IN_SAVE_AT_STEP'
 # Exit status after a SIGTERM/SIGINT stop with a checkpoint saved
 # (EX_TEMPFAIL: "try again" — rerunning the same command resumes).
 PREEMPTED_EXIT_CODE = 75
@@ -104,7 +106,25 @@ def validate_config(config) -> None:
        'positive.'),
       (config.eval.every_epochs >= 0,
        f'eval.every_epochs={config.eval.every_epochs} must not be negative.'),
+      (config.eval.batch_size > 0,
+       f'eval.batch_size={config.eval.batch_size} must be positive.'),
+      (config.optim.warmup_epochs >= 0,
+       f'optim.warmup_epochs={config.optim.warmup_epochs} must not be '
+       'negative.'),
+      (config.data.num_workers >= 1,
+       f'data.num_workers={config.data.num_workers} must be at least 1.'),
   ]
+  if 'temperature' in config.method:
+    checks.append((config.method.temperature > 0,
+                   f'method.temperature={config.method.temperature} must be '
+                   'positive.'))
+  aug = config.data.augment
+  for key in ('jitter_prob', 'gray_prob', 'blur_prob'):
+    value = aug[key]
+    ok = 0 <= value <= 1 or (key == 'blur_prob' and value == -1)
+    checks.append((ok, f'data.augment.{key}={value} must be a probability in '
+                   '[0, 1]' + (' (or -1 for auto)' if key == 'blur_prob'
+                                else '') + '.'))
   for ok, message in checks:
     if not ok:
       raise UserError(message)
@@ -188,7 +208,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
       f'{config.batch_size} pairs on {mesh.devices.size} device(s).')
 
   # --- Model, optimizer and state.
-  method = get_method(config)
+  method = get_method(config, RunInfo(
+      total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+      num_images=len(source), num_classes=source.num_classes))
   schedule = optim.learning_rate_schedule(config.optim, total_steps,
                                           steps_per_epoch, config.batch_size)
   tx = optim.make_optimizer(config.optim, schedule)
@@ -221,8 +243,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
   if is_main:
     metrics_lib.truncate_jsonl(curve_path, start)
 
+  last_curve = {}
+
   def evaluate_curve_point(step):
     results = evaluator(encoder_variables(state))
+    last_curve[step] = results
     row = {'step': step, 'epoch': curve_steps[step],
            'train_seconds': round(train_seconds, 2), 'results': results}
     if is_main:
@@ -236,10 +261,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
       for d, r in results.items():
         logger.scalars(step, f'eval/{d}', r)
 
+  kill_in_save = int(os.environ.get(KILL_IN_SAVE_ENV, '0') or 0)
+
   def save(step):
     checkpoints.save(step, state, {'iterator': iterator.state(),
                                    'train_seconds': train_seconds},
                      config_dict)
+    if step == kill_in_save:
+      os.kill(os.getpid(), signal.SIGKILL)
 
   # --- Loop.
   iterator = pipeline.DeviceIterator(
@@ -291,9 +320,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
   # --- Final evaluation.
   t0 = time.time()
   last = total_steps
-  curve = metrics_lib.read_jsonl(curve_path)
-  final = [r for r in curve if r['step'] == last]
-  results = final[0]['results'] if final else evaluator(encoder_variables(state))
+  # Decide from the config, not from files, so every process of a multi-host
+  # run takes the same branch (the evaluator is a collective computation).
+  if last in last_curve:
+    results = last_curve[last]
+  elif last in curve_steps:  # A finished run started again: all read it.
+    results = [r for r in metrics_lib.read_jsonl(curve_path)
+               if r['step'] == last][0]['results']
+  else:
+    results = evaluator(encoder_variables(state))
   for r in results.values():
     r['step'] = last
   report = {}

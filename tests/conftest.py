@@ -70,3 +70,26 @@ def real_data_dir():
   if os.environ.get('SSL_PAIRS_REQUIRE_DATA') == '1':
     pytest.fail(reason + ' (SSL_PAIRS_REQUIRE_DATA=1 forbids skipping)')
   pytest.skip(reason)
+
+
+def read_checkpoint_state(workdir):
+  """(step, state as nested dicts) of a run's latest checkpoint, on one device.
+
+  Works whatever device topology wrote the checkpoint.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from ssl_pairs import checkpoint  # pylint: disable=g-import-not-at-top
+  manager = ocp.CheckpointManager(
+      checkpoint.checkpoint_dir(workdir),
+      item_handlers={'state': ocp.PyTreeCheckpointHandler()},
+      options=ocp.CheckpointManagerOptions(read_only=True))
+  step = manager.latest_step()
+  tree = manager.item_metadata(step)['state'].tree
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  restore_args = jax.tree.map(lambda _: ocp.ArrayRestoreArgs(sharding=device),
+                              tree)
+  state = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.PyTreeRestore(restore_args=restore_args)))['state']
+  manager.close()
+  return step, state

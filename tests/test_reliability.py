@@ -99,3 +99,71 @@ def test_checkpoint_of_another_format_version_is_refused(smoke_config,
     json.dump(data, open(path, 'w'))
   with pytest.raises(UserError, match='format 99'):
     train.run(smoke_config, workdir)
+
+
+def test_disk_full_during_a_save_stops_clearly_and_resumes(smoke_config,
+                                                           tmp_path,
+                                                           monkeypatch):
+  import errno
+  import orbax.checkpoint as ocp
+  real_save = ocp.CheckpointManager.save
+
+  def full_disk_at_step_4(self, step, *args, **kwargs):
+    if step == 4:
+      raise OSError(errno.ENOSPC, 'No space left on device')
+    return real_save(self, step, *args, **kwargs)
+
+  monkeypatch.setattr(ocp.CheckpointManager, 'save', full_disk_at_step_4)
+  smoke_config.eval.probe = False
+  workdir = str(tmp_path / 'run')
+  with pytest.raises(checkpoint.CheckpointWriteError,
+                     match=r'checkpoint 4 .* \(No space left on device\); '
+                     r'checkpoint 2 is the last complete one'):
+    train.run(smoke_config, workdir)
+  monkeypatch.setattr(ocp.CheckpointManager, 'save', real_save)
+  train.run(smoke_config, workdir)  # Space freed: resumes from step 2.
+  assert checkpoint.Checkpoints(workdir).manager.all_steps() == [2, 4]
+  rows = read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
+  assert [r['step'] for r in rows] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize('key,value,message', [
+    ('method.temperature', 0.0, 'method.temperature=0.0 must be positive'),
+    ('data.augment.gray_prob', 1.5, r'gray_prob=1.5 must be a probability'),
+    ('optim.warmup_epochs', -1.0, 'warmup_epochs=-1.0 must not be negative'),
+    ('data.image_size', 0, 'image_size=0 must be positive'),
+    ('data.pairs_per_class', -2, 'pairs_per_class=-2 must be'),
+])
+def test_impossible_sizes_and_rates_are_refused(smoke_config, tmp_path, key,
+                                                value, message):
+  section, name = key.rsplit('.', 1)
+  target = smoke_config
+  for part in section.split('.'):
+    target = target[part]
+  target[name] = value
+  with pytest.raises(UserError, match=message):
+    train.run(smoke_config, str(tmp_path / 'run'))
+
+
+def test_kill_during_a_save_leaves_a_resumable_workdir(synthetic_npz,
+                                                       tmp_path):
+  from test_train import _main  # The CLI helper of the resume test.
+  args = ('--config.total_steps=6', '--config.checkpoint_every_steps=2',
+          '--config.log_every_steps=1')
+  straight = str(tmp_path / 'straight')
+  _main(straight, synthetic_npz, *args)
+  killed = str(tmp_path / 'killed')
+  proc = _main(killed, synthetic_npz, *args, check=False,
+               env_extra={train.KILL_IN_SAVE_ENV: '4'})
+  assert proc.returncode == -signal.SIGKILL
+  # Whatever the kill caught (the write of 4 finished or not), the workdir
+  # resumes and ends exactly where the uninterrupted run ends.
+  _main(killed, synthetic_npz, *args)
+  from conftest import read_checkpoint_state
+  import jax
+  import numpy as np
+  (sa, a), (sb, b) = read_checkpoint_state(straight), read_checkpoint_state(
+      killed)
+  assert sa == sb == 6
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    assert np.array_equal(np.asarray(x), np.asarray(y))

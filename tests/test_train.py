@@ -8,10 +8,9 @@ import sys
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
-from conftest import REPO
+from conftest import REPO, read_checkpoint_state
 from ssl_pairs import checkpoint
 from ssl_pairs import train
 from ssl_pairs.errors import UserError
@@ -127,16 +126,6 @@ def _main(workdir, npz, *extra, env_extra=None, check=True):
                         text=True, check=check, timeout=300)
 
 
-def _final_state(workdir):
-  directory = checkpoint.checkpoint_dir(workdir)
-  manager = ocp.CheckpointManager(
-      directory, item_handlers={'state': ocp.PyTreeCheckpointHandler()},
-      options=ocp.CheckpointManagerOptions(read_only=True))
-  step = manager.latest_step()
-  return step, manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.PyTreeRestore()))['state']
-
-
 def test_killed_twice_between_checkpoints_resumes_bitwise(synthetic_npz,
                                                           tmp_path):
   args = ('--config.total_steps=9', '--config.checkpoint_every_steps=3',
@@ -150,8 +139,8 @@ def test_killed_twice_between_checkpoints_resumes_bitwise(synthetic_npz,
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
   _main(killed, synthetic_npz, *args)
 
-  step_a, a = _final_state(straight)
-  step_b, b = _final_state(killed)
+  step_a, a = read_checkpoint_state(straight)
+  step_b, b = read_checkpoint_state(killed)
   assert step_a == step_b == 9
   flat_a = jax.tree_util.tree_leaves_with_path(a)
   flat_b = jax.tree_util.tree_leaves_with_path(b)
