@@ -11,6 +11,7 @@ that jax.distributed.initialize() detects) so every process joins one mesh.
 """
 
 import os
+import re
 import sys
 
 from absl import app
@@ -35,6 +36,39 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', None,
                                    'This process\'s index (multi-host).')
 
 
+def _config_load_error(e: Exception) -> None:
+  lines = [l.strip() for l in str(e).strip().splitlines() if l.strip()]
+  reason = lines[-1] if lines else type(e).__name__
+  print(f'error: cannot load the config file given to --config ({reason}); '
+        'pass an existing file such as configs/simclr_sp.py.',
+        file=sys.stderr)
+  sys.exit(2)
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with config mistakes as one-line errors (exit 2)."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f'error: {str(e).rstrip(".")}; see python main.py --help.',
+          file=sys.stderr)
+    sys.exit(2)
+  except (OSError, ImportError, SyntaxError) as e:
+    _config_load_error(e)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    detail = str(e).strip('\'"').replace('\\n', ' ').replace('\n', ' ')
+    detail = detail.replace("\\'", "'")
+    key = re.search(r"'([^']+)'", detail)
+    overrides = [a.split('=')[0] for a in argv[1:]
+                 if a.startswith('--config.')]
+    named = [o for o in overrides
+             if key and key.group(1) in o.split('.')] or overrides
+    print(f'error: a config override ({", ".join(named) or "--config"}) '
+          f'does not fit the config: {detail}; check the key against the '
+          'config file, which lists every key.', file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -54,6 +88,14 @@ def main(argv):
   from ssl_pairs.evals import run as eval_run  # pylint: disable=g-import-not-at-top
 
   config = _CONFIG.value
+  if config is None:
+    print('error: no config given; pass one, e.g. '
+          '--config=configs/simclr_sp.py (see configs/).', file=sys.stderr)
+    sys.exit(2)
+  try:
+    config.task  # pylint: disable=pointless-statement
+  except (OSError, ImportError, SyntaxError) as e:
+    _config_load_error(e)
   try:
     if config.task == 'eval':
       eval_run.evaluate_checkpoint(config, _WORKDIR.value)
@@ -79,4 +121,4 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config'])
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -60,6 +60,14 @@ _OPTIMIZER = flags.DEFINE_enum('optimizer', 'sgd', ['sgd', 'lars', 'adamw'],
 _LR = flags.DEFINE_float('base_lr', 0.12, 'Base learning rate (× B/256).')
 _WD = flags.DEFINE_float('weight_decay', 5e-4, 'Weight decay.')
 _TEMPERATURE = flags.DEFINE_float('temperature', 0.5, 'NT-Xent τ.')
+_JITTER = flags.DEFINE_float(
+    'jitter_strength', 1.0,
+    'Colour-jitter strength s: brightness/contrast/saturation 0.8·s, hue '
+    '0.2·s (SimCLR; lightly\'s CIFAR-10 benchmark uses 0.5).')
+_WARMUP = flags.DEFINE_float(
+    'warmup_epochs', -1.0, 'Linear warm-up epochs (-1: min(1, epochs / 4)).')
+_PROJ_HIDDEN = flags.DEFINE_integer('proj_hidden_dim', 2048,
+                                    'Projection head hidden width.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Training seed (same for both runs).')
 _EVAL_DATASETS = flags.DEFINE_string('eval_datasets', 'cifar10,tiny_imagenet',
                                      'Comma list (see config.eval.datasets).')
@@ -81,6 +89,10 @@ CALIBRATION = {
 }
 
 
+def warmup_epochs() -> float:
+  return min(1.0, _EPOCHS.value / 4) if _WARMUP.value < 0 else _WARMUP.value
+
+
 def run_config(kind, module, pair_file):
   """The pretraining config of one arm of the comparison."""
   c = module.get_config('runlocal')
@@ -97,7 +109,10 @@ def run_config(kind, module, pair_file):
   c.optim.name = _OPTIMIZER.value
   c.optim.base_lr = _LR.value
   c.optim.weight_decay = _WD.value
-  c.optim.warmup_epochs = min(1.0, _EPOCHS.value / 4)
+  c.optim.warmup_epochs = warmup_epochs()
+  j = _JITTER.value
+  c.data.augment.color_jitter = (0.8 * j, 0.8 * j, 0.8 * j, 0.2 * j)
+  c.method.proj_hidden_dim = _PROJ_HIDDEN.value
   c.method.temperature = _TEMPERATURE.value
   c.checkpoint_every_steps = 200
   c.log_every_steps = 10
@@ -251,7 +266,10 @@ def main(argv):
                f'{_WIDTH.value} (CIFAR stem), {_SIZE.value} px, batch '
                f'{_BATCH.value}, {_EPOCHS.value:g} epochs, {_OPTIMIZER.value} '
                f'base lr {_LR.value} (× B/256), weight decay {_WD.value}, '
-               f'τ {_TEMPERATURE.value}, seed {_SEED.value}; '
+               f'τ {_TEMPERATURE.value}, colour jitter strength '
+               f'{_JITTER.value:g}, warm-up {warmup_epochs():g} '
+               f'epochs, projection hidden width {_PROJ_HIDDEN.value}, '
+               f'seed {_SEED.value}; '
                f'evaluation on {_EVAL_DATASETS.value} '
                '(kNN k=20/200 τ 0.07; L-BFGS softmax probe, λ chosen on 10 % '
                'of train).')}

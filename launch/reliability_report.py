@@ -145,6 +145,10 @@ def cases(tmp):
           lambda: pairs_lib.read_pair_file(pair_files['wrong_class'], src))),
       ('misspelt config key (--config.data.datset=x)', lambda: _cli(
           tmp, npz, '--config.data.datset=x')),
+      ('config override of the wrong type (--config.batch_size=abc)',
+       lambda: _cli(tmp, npz, '--config.batch_size=abc')),
+      ('config file that does not exist', lambda: _cli(
+          tmp, npz, '--config=configs/no_such_config.py')),
       ('unknown method', lambda: _message(smoke(**{'method.name': 'simsiam'}))),
       ('unknown backbone', lambda: _message(smoke(**{'model.arch': 'vgg'}))),
       ('unknown pair source', lambda: _message(smoke(**{'data.pairs': 'nn'}))),

@@ -162,9 +162,24 @@ def test_cli_reports_user_errors_without_traceback(synthetic_npz, tmp_path):
   assert proc.stderr.strip().splitlines()[-1].startswith(
       'error: The batch size 500 is larger than the 80 pairs')
   assert 'Traceback' not in proc.stderr
-  proc = _main(str(tmp_path / 'w'), synthetic_npz, '--config.data.datset=x',
-               check=False)
-  assert proc.returncode != 0 and 'datset' in proc.stderr
+  # Mistakes in the overrides themselves: one line, exit 2, no traceback.
+  for arg, expected in (
+      ('--config.data.datset=x', 'error: a config override '
+       '(--config.data.datset) does not fit the config: \'datset\' Did you '
+       'mean "dataset"'),
+      ('--config.batch_size=abc', 'error: flag --config.batch_size=abc: '
+       'invalid literal')):
+    proc = _main(str(tmp_path / 'w'), synthetic_npz, arg, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(expected), \
+        proc.stderr
+  proc = subprocess.run([sys.executable, 'main.py',
+                         '--config=configs/no_such_config.py'], cwd=REPO,
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+  assert proc.stderr.startswith('error: cannot load the config file given to '
+                                '--config ([Errno 2] No such file')
 
 
 def test_collapse_warning_fires_once_when_the_rank_falls(tmp_path, capsys):
