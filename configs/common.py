@@ -75,6 +75,13 @@ def data_config(pairs: str) -> ml_collections.ConfigDict:
           jitter_prob=0.8,
           gray_prob=0.2,
           blur_prob=-1.0,       # -1: 0.5 above 32 px, off at 32 px.
+          # Multi-crop (DINO): N extra local views, alternately from the
+          # anchor and the partner, of local_crop_size px (0: 3/8 of
+          # image_size) from crop scale (local_crop_min_scale,
+          # crop_min_scale).
+          local_crops=0,
+          local_crop_size=0,
+          local_crop_min_scale=0.05,
       ),
   ))
 

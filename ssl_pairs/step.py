@@ -40,8 +40,9 @@ def make_train_step(method, tx: optax.GradientTransformation,
   def train_step(state: TrainState, batch):
     rng = jax.random.fold_in(jax.random.key(seed), state.step)
     inputs = dict(batch)
-    for k in VIEW_KEYS:
-      inputs[k] = normalize_images(batch[k], dtype)
+    for k in VIEW_KEYS + ('local',):
+      if k in batch:
+        inputs[k] = normalize_images(batch[k], dtype)
 
     def loss_fn(params):
       return method.loss(params, state.batch_stats, state.method_state, inputs,

@@ -119,6 +119,10 @@ def validate_config(config) -> None:
                    f'method.temperature={config.method.temperature} must be '
                    'positive.'))
   aug = config.data.augment
+  if aug.local_crops and config.method.name != 'dino':
+    checks.append((False, f'data.augment.local_crops={aug.local_crops} '
+                   '(multi-crop) is only used by DINO; set it to 0 for '
+                   f'{config.method.name}.'))
   for key in ('jitter_prob', 'gray_prob', 'blur_prob'):
     value = aug[key]
     ok = 0 <= value <= 1 or (key == 'blur_prob' and value == -1)

@@ -228,8 +228,12 @@ def test_vit_backbone_works_with_methods(name):
   tx = optim.make_optimizer(config.optim, schedule)
   state = create_state(method, tx, config, mesh)
   step = jax.jit(make_train_step(method, tx, schedule, 0))
+  batch = fixed_batch()
+  if name == 'dino':  # Multi-crop: 8 px local views (2 × 2 patches of 4 px).
+    batch['local'] = np.random.default_rng(0).integers(
+        0, 256, (8, 2, 8, 8, 3), dtype=np.uint8)
   for _ in range(2):
-    state, metrics = step(state, fixed_batch())
+    state, metrics = step(state, batch)
   assert np.isfinite(float(metrics['loss']))
   assert 'pos_embedding' in state.params['backbone']
 
@@ -261,3 +265,52 @@ def test_checkpoint_of_each_method_restores_its_encoder_for_evaluation(
       variables, fixed_batch()['view1'])
   assert feats.shape == (8, method.feature_dim)
   assert np.all(np.isfinite(np.asarray(feats)))
+
+
+def test_dino_multicrop_trains_and_its_local_views_change_the_loss():
+  config, method, state, step = setup('dino')
+  batch = fixed_batch()
+  rng = np.random.default_rng(1)
+  local = rng.integers(0, 256, (8, 4, 6, 6, 3), dtype=np.uint8)
+  inputs = dict(batch, view1=normalize_images(batch['view1']),
+                view2=normalize_images(batch['view2']))
+  args = (state.params, state.batch_stats, state.method_state)
+  plain, (_, m_plain, _) = method.loss(*args, inputs, jax.random.key(0), 0)
+  multi, (_, m_multi, extras) = method.loss(
+      *args, dict(inputs, local=normalize_images(local)), jax.random.key(0), 0)
+  assert np.isfinite(float(multi)) and float(multi) != float(plain)
+  # The teacher (and so the centre update) sees only the two global views,
+  # and the collapse monitor is over the same global embeddings.
+  assert extras['teacher_logits'].shape[0] == 16
+  assert float(m_multi['embed_rank']) == pytest.approx(
+      float(m_plain['embed_rank']), rel=1e-5)
+  for _ in range(2):
+    state, metrics = step(state, dict(batch, local=local))
+    assert np.isfinite(float(metrics['loss']))
+    assert int(metrics['nonfinite']) == 0
+
+
+def test_vit_position_embeddings_interpolate_to_other_sizes():
+  from ssl_pairs.models.vit import interpolate_pos_embedding, vit
+  pos = jax.random.normal(jax.random.key(0), (1, 1 + 16, 8))
+  assert interpolate_pos_embedding(pos, 4, 4) is pos
+  small = interpolate_pos_embedding(pos, 2, 2)
+  assert small.shape == (1, 5, 8)
+  np.testing.assert_array_equal(small[:, 0], pos[:, 0])  # Class token kept.
+  # A constant grid stays constant under resizing.
+  flat = jnp.concatenate([pos[:, :1], jnp.ones((1, 16, 8))], axis=1)
+  np.testing.assert_allclose(interpolate_pos_embedding(flat, 3, 3)[:, 1:], 1.0,
+                             rtol=1e-5)
+  net = vit('vit_test', 4)
+  params = net.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+  out = net.apply(params, jnp.ones((2, 8, 8, 3)))  # 2 × 2 patches.
+  assert out.shape == (2, 32) and np.all(np.isfinite(np.asarray(out)))
+
+
+def test_multicrop_is_refused_for_methods_that_do_not_use_it(tmp_path):
+  from ssl_pairs.errors import UserError
+  from ssl_pairs.train import validate_config
+  config = load_config('simclr_sp')
+  config.data.augment.local_crops = 2
+  with pytest.raises(UserError, match='only used by DINO'):
+    validate_config(config)

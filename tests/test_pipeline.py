@@ -99,3 +99,38 @@ def test_batch_larger_than_the_data_is_a_clear_error(synthetic_npz):
   from ssl_pairs.errors import UserError
   with pytest.raises(UserError, match='larger than the 80 pairs'):
     make(synthetic_npz, batch=128)
+
+
+def test_multicrop_local_views_come_alternately_from_anchor_and_partner(
+    tmp_path):
+  """Each image a distinct flat colour, so a crop shows which image it is of."""
+  n = 16
+  colours = np.stack([np.arange(n) * 15, 255 - np.arange(n) * 15,
+                      np.full(n, 100)], 1).astype(np.uint8)
+  images = np.broadcast_to(colours[:, None, None, :], (n, 16, 16, 3)).copy()
+  path = str(tmp_path / 'flat.npz')
+  np.savez(path, images=images, labels=np.arange(n) // 4)
+  src = sources.load_split(path, 'train', '', 16)
+  cfg = common.data_config('semantic')
+  cfg.image_size = 16
+  cfg.augment.preset = 'weak_rrc'  # Crops and flips only: colours survive.
+  cfg.augment.local_crops = 4
+  cfg.augment.local_crop_size = 6
+  ps = pairs_lib.build_pair_set(cfg, src)
+  batches = pipeline.train_batches(src, ps, cfg, 8, 0)
+  b = batches[0]
+  assert b['local'].shape == (8, 4, 6, 6, 3) and b['local'].dtype == np.uint8
+  # Which image each view shows, by its colour.
+  def which(view):
+    return int(np.argmin(np.abs(colours.astype(int) -
+                                view.reshape(-1, 3).mean(0)).sum(1)))
+  for row in range(8):
+    anchor, partner = which(b['view1'][row]), which(b['view2'][row])
+    assert anchor == int(b['index'][row]) and anchor != partner
+    assert [which(v) for v in b['local'][row]] == [anchor, partner] * 2
+  # Deterministic, like the global views.
+  again = pipeline.train_batches(src, ps, cfg, 8, 0)[0]
+  np.testing.assert_array_equal(again['local'], b['local'])
+  # Without multi-crop there is no 'local' entry.
+  cfg.augment.local_crops = 0
+  assert 'local' not in pipeline.train_batches(src, ps, cfg, 8, 0)[0]

@@ -111,6 +111,36 @@ def view_specs(aug_config, image_size: int) -> Tuple[ViewSpec, ViewSpec]:
   return specs[0].without(drop), specs[1].without(drop)
 
 
+def local_crop_spec(aug_config, image_size: int) -> Tuple[int, int,
+                                                         Optional[ViewSpec]]:
+  """(number, size, spec) of the multi-crop local views (DINO).
+
+  Local views are small crops (scale ``local_crop_min_scale`` to
+  ``crop_min_scale``) with the second view's photometric transforms, blur at
+  p 0.5 above 32 px; ``(0, 0, None)`` when ``local_crops`` is 0.
+  """
+  n = aug_config.local_crops
+  if n < 0:
+    raise UserError(f'data.augment.local_crops={n} must be 0 (off) or '
+                    'positive.')
+  if n == 0:
+    return 0, 0, None
+  size = aug_config.local_crop_size or max(8, round(image_size * 3 / 8))
+  if not 0 < size <= image_size:
+    raise UserError(f'data.augment.local_crop_size={size} must be in (0, '
+                    f'{image_size}] (the global view size).')
+  lo, hi = aug_config.local_crop_min_scale, aug_config.crop_min_scale
+  if not 0 < lo < hi:
+    raise UserError(f'data.augment.local_crop_min_scale={lo} must be '
+                    f'positive and below crop_min_scale={hi} (local crops are '
+                    'the small ones).')
+  second = view_specs(aug_config, image_size)[1]
+  spec = dataclasses.replace(
+      second, crop=True, crop_scale=(lo, hi), solarize_prob=0.0,
+      blur_prob=0.5 if image_size > 32 and second.blur_prob else 0.0)
+  return n, size, spec
+
+
 def pair_transform_spec(name: str) -> Optional[ViewSpec]:
   """The transform that turns an image into its augmented-pair partner.
 

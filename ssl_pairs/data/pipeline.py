@@ -53,6 +53,7 @@ class PairViews:
   pair_spec: Optional[augment.ViewSpec]
   image_size: int
   seed: int
+  local: tuple = (0, 0, None)  # (number, size, spec) of multi-crop views.
 
   def __call__(self, position: int):
     epoch = position // len(self.pairs)
@@ -63,7 +64,7 @@ class PairViews:
     if anchor == partner and self.pair_spec is not None:
       image_b = augment.apply_view(image_b, rng, self.pair_spec,
                                    image_b.shape[0])
-    return {
+    record = {
         'view1': augment.apply_view(image_a, rng, self.specs[0],
                                     self.image_size),
         'view2': augment.apply_view(image_b, rng, self.specs[1],
@@ -71,6 +72,14 @@ class PairViews:
         'label': np.int32(self.source.labels[anchor]),
         'index': np.int32(anchor),
     }
+    n_local, local_size, local_spec = self.local
+    if n_local:
+      # Local crop i comes from the anchor for even i, the partner for odd i.
+      record['local'] = np.stack([
+          augment.apply_view(image_a if i % 2 == 0 else image_b, rng,
+                             local_spec, local_size)
+          for i in range(n_local)])
+    return record
 
 
 def train_batches(source: ImageSource, pairs: PairSet, data_config,
@@ -89,7 +98,8 @@ def train_batches(source: ImageSource, pairs: PairSet, data_config,
   Returns:
     MapDataset whose element k is a dict of numpy arrays with leading
     dimension ``global_batch // process_count``: 'view1', 'view2' (uint8
-    [b, S, S, 3]), 'label' and 'index' (int32 [b], the anchor's).
+    [b, S, S, 3]), 'label' and 'index' (int32 [b], the anchor's), and with
+    multi-crop 'local' (uint8 [b, N, s, s, 3]).
   """
   if len(pairs) < global_batch:
     raise UserError(f'The batch size {global_batch} is larger than the '
@@ -104,7 +114,9 @@ def train_batches(source: ImageSource, pairs: PairSet, data_config,
       source=source, pairs=pairs, order=order,
       specs=augment.view_specs(data_config.augment, data_config.image_size),
       pair_spec=augment.pair_transform_spec(data_config.pair_transform),
-      image_size=data_config.image_size, seed=seed)
+      image_size=data_config.image_size, seed=seed,
+      local=augment.local_crop_spec(data_config.augment,
+                                    data_config.image_size))
 
   def global_position(j):
     step, row = divmod(j, local)

@@ -1,6 +1,9 @@
 """DINO (Caron et al. 2021): self-distillation with a centred, sharpened teacher.
 
-The anchor's and the partner's views are the two global views. The teacher
+The anchor's and the partner's views are the two global views; with
+``data.augment.local_crops`` = N the student also sees N small local crops
+taken alternately from the anchor and the partner (multi-crop), and the loss
+pairs every teacher (global) view with every other student view. The teacher
 (EMA of the student, momentum from ``ema_base`` to 1, cosine) and the centre
 (EMA of the teacher's batch-mean logits) are in ``method_state``. The teacher
 temperature rises linearly from ``teacher_temp_start`` to ``teacher_temp``
@@ -52,12 +55,21 @@ class DINO(Method):
     m = self.config.method
     x = jnp.concatenate([batch['view1'], batch['view2']])
     (_, student), batch_stats = self.apply(params, batch_stats, x)
+    if 'local' in batch:
+      # Multi-crop: the student also sees the N local views ([B, N, s, s, 3],
+      # stacked view-major after the two global views); the teacher only the
+      # global ones. A separate forward, as the sizes differ.
+      local = batch['local']
+      b, n = local.shape[:2]
+      local = jnp.swapaxes(local, 0, 1).reshape((n * b,) + local.shape[2:])
+      (_, student_local), batch_stats = self.apply(params, batch_stats, local)
+      student = jnp.concatenate([student, student_local])
     (_, teacher), target_stats = self.apply(
         method_state['target_params'], method_state['target_batch_stats'], x)
     teacher = jax.lax.stop_gradient(teacher)
     loss = losses.dino_loss(student, teacher, method_state['center'],
                             m.student_temp, self.teacher_temperature(step))
-    metrics = dict(collapse_metrics(student),
+    metrics = dict(collapse_metrics(student[:x.shape[0]]),
                    teacher_temp=self.teacher_temperature(step))
     return loss, (batch_stats, metrics,
                   {'teacher_logits': teacher, 'target_batch_stats': target_stats})

@@ -9,6 +9,7 @@ study's setting; patch sizes 4, 8 and 16 are all supported.
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 # name: (width, depth, heads, MLP width)
@@ -38,6 +39,24 @@ class EncoderBlock(nn.Module):
     return x + y
 
 
+def interpolate_pos_embedding(pos, h: int, w: int):
+  """[1, 1 + g², C] embeddings → [1, 1 + h·w, C] (bicubic over the grid).
+
+  Lets a ViT initialised at the global view size run on other sizes (DINO's
+  local crops); identity when the grid already is h × w.
+  """
+  n, c = pos.shape[1] - 1, pos.shape[2]
+  g = int(round(n ** 0.5))
+  if g * g != n:
+    raise ValueError(f'position embeddings for {n} patches are not a square '
+                     'grid.')
+  if (g, g) == (h, w):
+    return pos
+  grid = jax.image.resize(pos[:, 1:].reshape(1, g, g, c), (1, h, w, c),
+                          method='bicubic')
+  return jnp.concatenate([pos[:, :1], grid.reshape(1, h * w, c)], axis=1)
+
+
 class ViT(nn.Module):
   """ViT returning the class token's final representation (float32)."""
   patch_size: int
@@ -57,9 +76,12 @@ class ViT(nn.Module):
     x = x.reshape(b, h * w, c)
     cls = self.param('cls', nn.initializers.zeros, (1, 1, c))
     x = jnp.concatenate([jnp.tile(cls, (b, 1, 1)).astype(x.dtype), x], axis=1)
-    pos = self.param('pos_embedding', nn.initializers.normal(0.02),
-                     (1, h * w + 1, c))
-    x = x + pos.astype(x.dtype)
+    if self.has_variable('params', 'pos_embedding'):
+      pos = self.get_variable('params', 'pos_embedding')
+    else:  # Initialisation: one embedding per patch of the init image.
+      pos = self.param('pos_embedding', nn.initializers.normal(0.02),
+                       (1, h * w + 1, c))
+    x = x + interpolate_pos_embedding(pos, h, w).astype(x.dtype)
     for i in range(self.depth):
       x = EncoderBlock(self.num_heads, self.mlp_dim, self.dtype,
                        name=f'block{i}')(x)
