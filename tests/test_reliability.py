@@ -101,9 +101,11 @@ def test_checkpoint_of_another_format_version_is_refused(smoke_config,
     train.run(smoke_config, workdir)
 
 
+@pytest.mark.parametrize('keep', [1, 2])
 def test_disk_full_during_a_save_stops_clearly_and_resumes(smoke_config,
                                                            tmp_path,
-                                                           monkeypatch):
+                                                           monkeypatch, keep):
+  """Even with keep_checkpoints=1 the last good checkpoint survives."""
   import errno
   import orbax.checkpoint as ocp
   real_save = ocp.CheckpointManager.save
@@ -115,14 +117,16 @@ def test_disk_full_during_a_save_stops_clearly_and_resumes(smoke_config,
 
   monkeypatch.setattr(ocp.CheckpointManager, 'save', full_disk_at_step_4)
   smoke_config.eval.probe = False
+  smoke_config.keep_checkpoints = keep
   workdir = str(tmp_path / 'run')
   with pytest.raises(checkpoint.CheckpointWriteError,
                      match=r'checkpoint 4 .* \(No space left on device\); '
                      r'checkpoint 2 is the last complete one'):
     train.run(smoke_config, workdir)
+  assert checkpoint.Checkpoints(workdir).manager.all_steps() == [2]
   monkeypatch.setattr(ocp.CheckpointManager, 'save', real_save)
   train.run(smoke_config, workdir)  # Space freed: resumes from step 2.
-  assert checkpoint.Checkpoints(workdir).manager.all_steps() == [2, 4]
+  assert checkpoint.Checkpoints(workdir).manager.all_steps() == [2, 4][-keep:]
   rows = read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
   assert [r['step'] for r in rows] == [1, 2, 3, 4]
 
