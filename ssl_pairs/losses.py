@@ -14,7 +14,8 @@ import jax.numpy as jnp
 _MASKED = -1e9
 
 
-def _l2_normalize(x, eps=1e-12):
+def l2_normalize(x, eps=1e-12):
+  """x / max(‖x‖, eps) along the last axis."""
   return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
@@ -38,7 +39,7 @@ def nt_xent(z, ids, temperature, valid=None, positive_form='log_sum'):
     positive (0 if there is none). Two views with unique ids give the classic
     SimCLR NT-Xent.
   """
-  z = _l2_normalize(z.astype(jnp.float32))
+  z = l2_normalize(z.astype(jnp.float32))
   m = z.shape[0]
   s = (z @ z.T) / temperature
   valid = jnp.ones((m,), bool) if valid is None else valid.astype(bool)
@@ -89,8 +90,8 @@ def moco_infonce(q, k, queue, temperature, mask=None):
 
 def byol_loss(p, z):
   """BYOL: 2 − 2·mean cos(p, sg(z)) over the batch."""
-  p = _l2_normalize(p.astype(jnp.float32))
-  z = _l2_normalize(jax.lax.stop_gradient(z).astype(jnp.float32))
+  p = l2_normalize(p.astype(jnp.float32))
+  z = l2_normalize(jax.lax.stop_gradient(z).astype(jnp.float32))
   return 2.0 - 2.0 * jnp.mean(jnp.sum(p * z, axis=-1))
 
 

@@ -11,9 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssl_pairs.losses import l2_normalize
 
-def _normalize(x):
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def knn_predict(train_features, train_labels, test_features,
@@ -33,7 +32,7 @@ def knn_predict(train_features, train_labels, test_features,
   Returns:
     {k: int [M] predictions}.
   """
-  train = _normalize(jnp.asarray(train_features, jnp.float32))
+  train = l2_normalize(jnp.asarray(train_features, jnp.float32))
   labels = jnp.asarray(train_labels, jnp.int32)
   requested = [int(k) for k in ks]
   ks = [min(k, train.shape[0]) for k in requested]
@@ -41,7 +40,7 @@ def knn_predict(train_features, train_labels, test_features,
 
   @jax.jit
   def predict(block):
-    sim = _normalize(block) @ train.T
+    sim = l2_normalize(block) @ train.T
     top_sim, top_idx = jax.lax.top_k(sim, kmax)
     votes = jax.nn.one_hot(labels[top_idx], num_classes) * jnp.exp(
         top_sim / temperature)[..., None]

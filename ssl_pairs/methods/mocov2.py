@@ -11,15 +11,13 @@ import jax
 import jax.numpy as jnp
 
 from ssl_pairs import losses
+from ssl_pairs.losses import l2_normalize
 from ssl_pairs.errors import UserError
 from ssl_pairs.methods.base import (EncoderWithHead, Method, collapse_metrics,
                                     cosine_ema_momentum, ema)
 from ssl_pairs.models import DTYPES
 from ssl_pairs.models.heads import MLPHead
 
-
-def _normalize(x):
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 class MoCoV2(Method):
@@ -39,7 +37,7 @@ class MoCoV2(Method):
       raise UserError(f'method.queue_size={m.queue_size} must be a multiple of '
                       f'the {keys_per_step} keys enqueued per step (batch_size'
                       f'{" × 2 views" if m.symmetric else ""}).')
-    queue = _normalize(jax.random.normal(rng, (m.queue_size, m.proj_dim)))
+    queue = l2_normalize(jax.random.normal(rng, (m.queue_size, m.proj_dim)))
     return {'target_params': jax.tree.map(jnp.copy, variables['params']),
             'target_batch_stats': jax.tree.map(jnp.copy,
                                                variables['batch_stats']),
@@ -53,8 +51,8 @@ class MoCoV2(Method):
     (_, z), batch_stats = self.apply(params, batch_stats, x)
     (_, zk), target_stats = self.apply(method_state['target_params'],
                                        method_state['target_batch_stats'], x)
-    q = _normalize(z)
-    k = jax.lax.stop_gradient(_normalize(zk))
+    q = l2_normalize(z)
+    k = jax.lax.stop_gradient(l2_normalize(zk))
     queue = method_state['queue']
     loss = losses.moco_infonce(q[:b], k[b:], queue, m.temperature)
     enqueue = k[b:]

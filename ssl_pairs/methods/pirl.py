@@ -16,13 +16,11 @@ import jax
 import jax.numpy as jnp
 
 from ssl_pairs import losses
+from ssl_pairs.losses import l2_normalize
 from ssl_pairs.errors import unknown_name_error
 from ssl_pairs.methods.base import Method, collapse_metrics
 from ssl_pairs.models import DTYPES
 
-
-def _normalize(x):
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def jigsaw_patches(images, rng, grid: int = 3):
@@ -78,7 +76,7 @@ class PIRL(Method):
     del variables
     bank = jax.random.normal(rng, (self.run.num_images,
                                    self.config.method.proj_dim))
-    return {'bank': _normalize(bank)}
+    return {'bank': l2_normalize(bank)}
 
   def _contrast(self, v, positive, negatives):
     m = self.config.method
@@ -111,7 +109,7 @@ class PIRL(Method):
     g, _ = self.net.apply(variables, jigsaw_patches(batch['view2'], perm_rng),
                           method=PIRLNet.g_branch, mutable=['batch_stats'])
     batch_stats = updates['batch_stats']
-    f, g = _normalize(f), _normalize(g)
+    f, g = l2_normalize(f), l2_normalize(g)
     bank = method_state['bank']
     positive = bank[batch['index']]
     negatives = bank[jax.random.randint(neg_rng, (m.num_negatives,), 0,
@@ -127,4 +125,4 @@ class PIRL(Method):
     mixed = self.config.method.bank_momentum * bank[idx] + (
         1 - self.config.method.bank_momentum) * extras['f']
     return new_state.replace(
-        method_state={'bank': bank.at[idx].set(_normalize(mixed))})
+        method_state={'bank': bank.at[idx].set(l2_normalize(mixed))})
