@@ -43,3 +43,43 @@ def test_benchmark_prints_a_table(synthetic_npz, tmp_path):
   assert len(cells) == 10
   assert float(cells[3]) > 0 and float(cells[4]) > 0  # pairs/s
   assert float(cells[8]) > 0  # GFLOP per step from XLA's cost analysis.
+
+
+def test_compare_methods_runs_each_method_on_both_pair_sets(synthetic_npz,
+                                                           tmp_path):
+  out = tmp_path / 'out'
+  args = ['launch/compare_methods.py', f'--dataset={synthetic_npz}',
+          '--methods=simclr', '--pairs_per_class=10', '--epochs=1',
+          '--batch_size=8', '--image_size=16', '--arch=resnet_tiny',
+          '--width=1', f'--eval_datasets={synthetic_npz}',
+          f'--workdir={tmp_path / "runs"}', f'--out={out}']
+  text = _run(args, tmp_path)
+  assert '2 of 2 runs collected' in text and 'skipped' not in text
+  with open(out / 'results.csv') as f:
+    rows = list(csv.DictReader(f))
+  assert {(r['method'], r['pairs']) for r in rows} == {
+      ('simclr', 'semantic'), ('simclr', 'augmented')}
+  assert all(0 <= float(r['top1']) <= 100 for r in rows)
+  assert (out / 'bars.png').stat().st_size > 5_000
+  # A second invocation skips the finished runs.
+  assert _run(args, tmp_path).count('done, skipped') == 2
+
+
+def test_compare_methods_plans_every_method_and_the_supervised_baseline():
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      'compare_methods', os.path.join(REPO, 'launch', 'compare_methods.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  planned = module.runs(list(module.METHODS) + ['supervised'])
+  assert len(planned) == 2 * 7 + 1
+  assert planned[:2] == [('simclr_sp', 'simclr', 'semantic'),
+                         ('simclr_pa', 'simclr', 'augmented')]
+  assert planned[-1] == ('supervised', 'supervised', 'augmented')
+  # Every planned run has its config file.
+  assert all(os.path.exists(os.path.join(REPO, 'configs', f'{n}.py'))
+             for n, _, _ in planned)
+  from ssl_pairs.errors import UserError
+  import pytest
+  with pytest.raises(UserError, match="Unknown method 'simsiam'"):
+    module.runs(['simsiam'])

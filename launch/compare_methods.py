@@ -1,0 +1,243 @@
+r"""python launch/compare_methods.py --workdir=runs/compare_methods --out=docs/compare_methods
+
+Every method × {semantic pairs, augmented pairs} at the CPU scale of
+``launch/compare_pairs.py``, plus the supervised baseline.
+
+The pairs are the same matched sets (``build_pairs``: all Tiny-ImageNet
+classes, 100 images each, ``--match=images``), and every run has the same
+network (ResNet-18, CIFAR stem, width 1/4), resolution (32 px), batch (128),
+number of steps (``--epochs`` over the 20k pairs) and seed. What differs is the
+method and its own settings from ``configs/<method>_{sp,pa}.py`` — loss, heads,
+EMA/queue/centre, augmentation preset and, unless ``--optimizer`` names one for
+all runs, its optimizer. The supervised baseline trains on the augmented set
+(each image once per epoch) with its labels.
+
+At the end every encoder is evaluated (kNN k = 20/200 and the linear probe on
+CIFAR-10 test and Tiny-ImageNet val). Writes ``<out>/results.md``,
+``results.csv`` and ``bars.png``. Resumable: finished runs are skipped, killed
+ones resume; ``--methods`` picks a subset, ``--collect_only`` only rebuilds the
+tables from what is there.
+"""
+
+import csv
+import json
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import importlib
+
+from ssl_pairs import train
+from ssl_pairs.data import pairs as pairs_lib
+from ssl_pairs.data import sources
+from ssl_pairs.errors import UserError
+from ssl_pairs.metrics import format_seconds, read_jsonl
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+METHODS = ('simclr', 'mocov2', 'byol', 'dino', 'vicreg', 'barlow', 'pirl')
+PAIRS = (('semantic', 'sp'), ('augmented', 'pa'))
+
+_WORKDIR = flags.DEFINE_string('workdir', 'runs/compare_methods',
+                               'Runs go here.')
+_OUT = flags.DEFINE_string('out', 'docs/compare_methods', 'Tables and plot.')
+_METHODS = flags.DEFINE_list('methods', list(METHODS) + ['supervised'],
+                             'Methods to run (and the supervised baseline).')
+_DATASET = flags.DEFINE_string('dataset', 'tiny_imagenet',
+                               'Pretraining dataset (labelled).')
+_PAIRS_PER_CLASS = flags.DEFINE_integer('pairs_per_class', 100, 'P.')
+_EPOCHS = flags.DEFINE_float('epochs', 8.0, 'Pretraining epochs (every run).')
+_BATCH = flags.DEFINE_integer('batch_size', 128, 'Pairs per step.')
+_ARCH = flags.DEFINE_string('arch', 'resnet18', 'Backbone.')
+_WIDTH = flags.DEFINE_float('width', 0.25, 'ResNet width multiplier.')
+_SIZE = flags.DEFINE_integer('image_size', 32, 'Pretraining resolution.')
+_OPTIMIZER = flags.DEFINE_enum(
+    'optimizer', 'method', ['method', 'sgd', 'lars', 'adamw'],
+    '"method": each method\'s own optimizer and learning rate; otherwise this '
+    'optimizer for every run (with --base_lr and --weight_decay).')
+_LR = flags.DEFINE_float('base_lr', 0.12, 'Base lr (× B/256) with --optimizer.')
+_WD = flags.DEFINE_float('weight_decay', 5e-4, 'Weight decay with --optimizer.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Training seed (same for every run).')
+_EVAL_DATASETS = flags.DEFINE_string('eval_datasets', 'cifar10,tiny_imagenet',
+                                     'Comma list (see config.eval.datasets).')
+_EVAL_TRAIN_LIMIT = flags.DEFINE_integer(
+    'eval_train_limit', 0, 'Cap on probe/kNN training images (0 = all).')
+_COLLECT_ONLY = flags.DEFINE_bool(
+    'collect_only', False, 'Only rebuild the tables and plot from --workdir.')
+
+
+def runs(methods):
+  """(run name, method, pair kind) of every run, in order; the run name is
+  also the config module's."""
+  out = []
+  for method in methods:
+    if method == 'supervised':
+      out.append(('supervised', 'supervised', 'augmented'))
+      continue
+    if method not in METHODS:
+      raise UserError(f'Unknown method {method!r} in --methods; choose from '
+                      f'{", ".join(METHODS + ("supervised",))}.')
+    for kind, suffix in PAIRS:
+      out.append((f'{method}_{suffix}', method, kind))
+  return out
+
+
+def run_config(name, pair_file):
+  """One run's config: the method's runlocal config at the shared CPU scale."""
+  c = importlib.import_module(f'configs.{name}').get_config('runlocal')
+  c.name = f'compare_methods-{name}'
+  c.data.dataset = _DATASET.value
+  c.data.pairs = 'pair_file'
+  c.data.pair_file = pair_file
+  c.data.image_size = _SIZE.value
+  c.model.arch, c.model.width_multiplier = _ARCH.value, _WIDTH.value
+  c.batch_size = _BATCH.value
+  c.total_steps = 0
+  c.epochs = _EPOCHS.value
+  c.seed = _SEED.value
+  if _OPTIMIZER.value != 'method':
+    c.optim.name = _OPTIMIZER.value
+    c.optim.base_lr = _LR.value
+    c.optim.weight_decay = _WD.value
+  c.optim.warmup_epochs = min(1.0, _EPOCHS.value / 4)
+  if 'queue_size' in c.method:  # A multiple of the keys enqueued per step.
+    keys = _BATCH.value * (2 if c.method.symmetric else 1)
+    c.method.queue_size = max(keys, c.method.queue_size // keys * keys)
+  c.checkpoint_every_steps = 200
+  c.log_every_steps = 10
+  c.eval.datasets = _EVAL_DATASETS.value
+  c.eval.train_limit = _EVAL_TRAIN_LIMIT.value
+  c.eval.test_limit = 0
+  c.eval.every_epochs = 0.0
+  c.eval.probe_max_iter = 1000
+  return c
+
+
+def collect(workdir, planned):
+  """{run name: facts} for every finished run of ``planned``."""
+  results = {}
+  for name, method, kind in planned:
+    path = os.path.join(workdir, name, 'eval.json')
+    if not os.path.exists(path):
+      continue
+    with open(path) as f:
+      report = json.load(f)
+    steps = read_jsonl(os.path.join(workdir, name, 'metrics.jsonl'))
+    results[name] = {
+        'method': method,
+        'pairs': 'labels' if method == 'supervised' else kind,
+        'results': report['results'],
+        'train_seconds': report['train_seconds'],
+        'loss': (steps[0]['loss'], steps[-1]['loss']),
+        'rank': (steps[0].get('embed_rank', float('nan')),
+                 steps[-1].get('embed_rank', float('nan'))),
+    }
+  return results
+
+
+COLUMNS = (('cifar10', 'probe'), ('cifar10', 'knn@200'),
+           ('tiny_imagenet', 'probe'), ('tiny_imagenet', 'knn@200'))
+
+
+def write_outputs(results, out_dir, argv):
+  """results.csv, results.md and bars.png in ``out_dir``."""
+  os.makedirs(out_dir, exist_ok=True)
+  with open(os.path.join(out_dir, 'results.csv'), 'w', newline='') as f:
+    w = csv.writer(f)
+    w.writerow(['method', 'pairs', 'dataset', 'metric', 'top1',
+                'train_seconds'])
+    for r in results.values():
+      for dataset, metrics in r['results'].items():
+        for metric in ('probe', 'knn@20', 'knn@200'):
+          if metric in metrics:
+            w.writerow([r['method'], r['pairs'], dataset, metric,
+                        metrics[metric], round(r['train_seconds'], 1)])
+  lines = [
+      '# Every method on semantic vs augmented pairs at CPU scale', '',
+      f'Command: `python launch/compare_methods.py {argv}`', '',
+      f'Settings: {_DATASET.value} train pairs (all classes × '
+      f'{_PAIRS_PER_CLASS.value} images, matched), {_ARCH.value} width '
+      f'{_WIDTH.value:g}, {_SIZE.value} px, batch {_BATCH.value}, '
+      f'{_EPOCHS.value:g} epochs, seed {_SEED.value}, optimizer: '
+      f'{_OPTIMIZER.value}. Top-1 % of the frozen encoder.', '',
+      '| method | pairs | ' + ' | '.join(f'{d} {m}' for d, m in COLUMNS) +
+      ' | loss first → last | effective rank first → last | train wall time |',
+      '|---|---|' + '---|' * (len(COLUMNS) + 3)]
+  for r in results.values():
+    cells = [f'{r["results"].get(d, {}).get(m, float("nan")):.2f}'
+             for d, m in COLUMNS]
+    lines.append(
+        f'| {r["method"]} | {r["pairs"]} | ' + ' | '.join(cells) +
+        f' | {r["loss"][0]:.3f} → {r["loss"][1]:.3f} | '
+        f'{r["rank"][0]:.1f} → {r["rank"][1]:.1f} | '
+        f'{format_seconds(r["train_seconds"])} |')
+  lines += ['', '![CIFAR-10 probe per method](bars.png)', '']
+  with open(os.path.join(out_dir, 'results.md'), 'w') as f:
+    f.write('\n'.join(lines))
+  plot_bars(results, os.path.join(out_dir, 'bars.png'))
+
+
+def plot_bars(results, path):
+  """CIFAR-10 probe per method: semantic vs augmented bars side by side."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  methods = list(dict.fromkeys(r['method'] for r in results.values()))
+  fig, ax = plt.subplots(figsize=(1.2 * len(methods) + 2, 3.6))
+  for offset, pairs in ((-0.2, 'semantic'), (0.2, 'augmented'),
+                        (0.0, 'labels')):
+    xs, ys = [], []
+    for i, method in enumerate(methods):
+      for r in results.values():
+        if r['method'] == method and r['pairs'] == pairs:
+          xs.append(i + offset)
+          ys.append(r['results'].get('cifar10', {}).get('probe', 0.0))
+    if xs:
+      ax.bar(xs, ys, width=0.4, label=pairs)
+  ax.set_xticks(range(len(methods)), methods)
+  ax.set_ylabel('CIFAR-10 linear probe top-1 %')
+  ax.grid(axis='y', alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  workdir = os.path.abspath(_WORKDIR.value)
+  t0 = time.time()
+  planned = runs(_METHODS.value)
+  pairs_dir = os.path.join(workdir, 'pairs')
+  if not _COLLECT_ONLY.value:
+    source = sources.load_split(_DATASET.value, 'train',
+                                sources.resolve_data_dir(''), None)
+    summary = pairs_lib.build_matched_sets(
+        source, 'all', _PAIRS_PER_CLASS.value, 'images', 0, pairs_dir)
+    for i, (name, _, kind) in enumerate(planned):
+      if os.path.exists(os.path.join(workdir, name, 'eval.json')):
+        print(f'[{i + 1}/{len(planned)}] {name}: done, skipped.')
+        continue
+      print(f'[{i + 1}/{len(planned)}] === {name} ({kind} pairs) ===')
+      train.run(run_config(name, summary['files'][kind]),
+                os.path.join(workdir, name))
+    with open(os.path.join(workdir, 'command.txt'), 'w') as f:
+      f.write(' '.join(sys.argv[1:]))
+  with open(os.path.join(workdir, 'command.txt')) as f:
+    command = f.read().strip()
+  results = collect(workdir, planned)
+  write_outputs(results, _OUT.value, command)
+  print(f'Done in {format_seconds(time.time() - t0)}; {len(results)} of '
+        f'{len(planned)} runs collected; see '
+        f'{os.path.join(_OUT.value, "results.md")}')
+
+
+if __name__ == '__main__':
+  app.run(main)
