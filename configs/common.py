@@ -57,7 +57,7 @@ def data_config(pairs: str) -> ml_collections.ConfigDict:
       split='train',
       data_dir='',              # '' → $SSL_PAIRS_DATA_DIR → TFDS default dir.
       image_size=64,
-      pairs=pairs,              # semantic | augmented | pair_file
+      pairs=pairs,              # semantic | augmented | pair_file | gps
       pair_file='',             # CSV anchor,partner,class (pairs=pair_file).
       pairs_per_class=0,        # P; 0 → one pair per image.
       classes='all',            # 'all', a count, or a class-list file.
@@ -65,6 +65,10 @@ def data_config(pairs: str) -> ml_collections.ConfigDict:
       pair_seed=0,              # Fixes the pair set independently of seed.
       resample_partner=False,   # semantic: redraw partners every epoch.
       pair_transform='default',  # augmented partner: default | none.
+      # pairs=gps (GPS-SSL): partner drawn from the k nearest neighbours in a
+      # prior embedding: pixels | random_init | checkpoint:<dir> | npy:<file>.
+      gps=dict(k=4, include_self=False, prior='pixels', metric='l2',
+               pixel_size=16, pca_dim=0),
       num_workers=2,            # grain threads producing batches.
       prefetch=4,               # batches buffered ahead by grain.
       augment=dict(

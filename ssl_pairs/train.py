@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import jax
 from jax.experimental import multihost_utils
@@ -134,12 +134,20 @@ def validate_config(config) -> None:
       raise UserError(message)
 
 
-def load_pretraining_data(config):
+def load_pretraining_data(config, workdir: Optional[str] = None):
   """(image source, pair set) of the pretraining data."""
   data_dir = sources_lib.resolve_data_dir(config.data.data_dir)
   source = sources_lib.load_split(config.data.dataset, config.data.split,
                                   data_dir, config.data.image_size)
-  return source, pairs_lib.build_pair_set(config.data, source)
+  pair_set = pairs_lib.build_pair_set(config.data, source, config.model,
+                                      workdir)
+  if isinstance(pair_set, pairs_lib.NeighbourPairSet):
+    # Diagnostic only: labels are read here, never by the pairs or the step.
+    metrics_lib.say(
+        f'Mined pairs: k={config.data.gps.k} neighbours per image in the '
+        f'{config.data.gps.prior!r} prior; pair precision (same label) '
+        f'{100 * pair_set.precision(source.labels):.1f} %.')
+  return source, pair_set
 
 
 def run_length(config, num_pairs: int):
@@ -201,7 +209,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
   # --- Data.
   mesh = sharding_lib.make_mesh()
   sharding_lib.check_batch_size(config.batch_size, mesh)
-  source, pair_set = load_pretraining_data(config)
+  source, pair_set = load_pretraining_data(config, workdir)
   steps_per_epoch, total_steps = run_length(config, len(pair_set))
   batches = pipeline.train_batches(
       source, pair_set, config.data, config.batch_size, config.seed,

@@ -193,3 +193,33 @@ def test_collapse_warning_fires_once_when_the_rank_falls(tmp_path, capsys):
   assert out.count('collapsing') == 1
   assert 'step 3: effective rank 5.0 (was 60.0 at step 1)' in out
   logger.close()
+
+
+def test_gps_pairs_train_end_to_end_and_checkpoint_priors(smoke_config,
+                                                          tmp_path, capsys):
+  """SimCLR on mined pairs; then that run's encoder as the next prior."""
+  from ssl_pairs.data import pairs as pairs_lib
+  from ssl_pairs.data import sources
+  config = smoke_config.copy_and_resolve_references()
+  config.data.pairs = 'gps'
+  config.eval.probe = False
+  workdir = str(tmp_path / 'gps')
+  report = train.run(config, workdir)
+  assert np.isfinite(report['results']['synthetic.npz']['knn@20'])
+  assert 'Mined pairs: k=4 neighbours per image' in capsys.readouterr().out
+  assert [f for f in os.listdir(workdir) if f.startswith('prior_')]
+  src = sources.load_split(config.data.dataset, 'train', '', 16)
+  cfg = config.data.copy_and_resolve_references()
+  by_pixels = pairs_lib.build_pair_set(cfg, src).neighbours
+  tables = {}
+  for prior in ('random_init', f'checkpoint:{workdir}'):
+    cfg.gps.prior = prior
+    tables[prior] = pairs_lib.build_pair_set(cfg, src, config.model,
+                                             str(tmp_path / 'cache'))
+    assert tables[prior].neighbours.shape == (len(src), 4)
+    assert not np.array_equal(tables[prior].neighbours, by_pixels)
+  again = pairs_lib.build_pair_set(cfg, src, config.model,
+                                   str(tmp_path / 'cache'))  # From the cache.
+  np.testing.assert_array_equal(again.neighbours,
+                                tables[f'checkpoint:{workdir}'].neighbours)
+  assert len(os.listdir(tmp_path / 'cache')) == 2

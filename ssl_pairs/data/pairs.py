@@ -31,7 +31,7 @@ import numpy as np
 
 from ssl_pairs.errors import UserError, unknown_name_error
 
-PAIR_SOURCES = ('semantic', 'augmented', 'pair_file')
+PAIR_SOURCES = ('semantic', 'augmented', 'pair_file', 'gps')
 RESOURCES = os.path.join(os.path.dirname(os.path.dirname(__file__)),
                          'resources')
 
@@ -88,6 +88,46 @@ class PairSet:
   def is_augmented(self) -> np.ndarray:
     """bool [P]: pairs whose two images are the same image."""
     return self.anchors == self.partners
+
+
+@dataclasses.dataclass
+class NeighbourPairSet(PairSet):
+  """GPS-SSL pairs: each image's partner is drawn from its k neighbours.
+
+  Attributes:
+    neighbours: int64 [N, k] neighbour table (row i: image i's neighbours in
+      the prior embedding). Every draw picks one uniformly, deterministically
+      per (seed, epoch, item).
+  """
+  neighbours: Optional[np.ndarray] = None
+
+  def pair(self, item: int, epoch: int):
+    anchor = int(self.anchors[item])
+    row = self.neighbours[anchor]
+    rng = np.random.default_rng([self.seed, epoch, item, 0x6B5])
+    return anchor, int(row[rng.integers(len(row))])
+
+  def precision(self, labels: np.ndarray) -> float:
+    """Fraction of (image, neighbour) entries that share a label."""
+    return float(np.mean(labels[self.neighbours] ==
+                         labels[:len(self.neighbours), None]))
+
+
+def gps_pair_set(data_config, source, model_config=None,
+                 cache_dir: Optional[str] = None) -> NeighbourPairSet:
+  """The GPS-SSL pair set: neighbours in a prior embedding (no labels used)."""
+  from ssl_pairs import neighbours as nn_lib  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.data import priors  # pylint: disable=g-import-not-at-top
+  gps = data_config.gps
+  if gps.k < 1:
+    raise UserError(f'data.gps.k={gps.k} must be at least 1.')
+  embedding = priors.cached_prior(gps.prior, source, gps, model_config,
+                                  data_config.pair_seed, cache_dir)
+  table, _ = nn_lib.nearest_neighbours(embedding, gps.k, gps.metric,
+                                       include_self=gps.include_self)
+  everyone = np.arange(len(source), dtype=np.int64)
+  return NeighbourPairSet(everyone, everyone.copy(), seed=data_config.pair_seed,
+                          neighbours=table)
 
 
 def select_classes(labels: np.ndarray, class_names: Sequence[str],
@@ -282,10 +322,17 @@ def write_pair_file(path: str, pairs: PairSet, source) -> None:
       w.writerow([name(a), name(b), source.class_names[source.labels[a]]])
 
 
-def build_pair_set(data_config, source) -> PairSet:
-  """The pair set named by ``data_config.pairs`` over ``source``."""
+def build_pair_set(data_config, source, model_config=None,
+                   cache_dir: Optional[str] = None) -> PairSet:
+  """The pair set named by ``data_config.pairs`` over ``source``.
+
+  ``model_config`` and ``cache_dir`` (the workdir, where prior embeddings are
+  cached) are used by the mined pair sources only.
+  """
   kind = data_config.pairs
   seed = data_config.pair_seed
+  if kind == 'gps':
+    return gps_pair_set(data_config, source, model_config, cache_dir)
   if kind == 'pair_file':
     if not data_config.pair_file:
       raise UserError("data.pairs='pair_file' needs data.pair_file=<csv path>.")

@@ -1,0 +1,137 @@
+"""Prior embeddings of un-augmented images, for mining positive pairs (GPS-SSL).
+
+``data.gps.prior`` names where an embedding of every pretraining image comes
+from; Euclidean (or cosine) closeness in it stands for semantic similarity:
+
+* ``pixels`` — the raw image at ``data.gps.pixel_size`` px, flattened, scaled
+  to [0, 1], optionally reduced to ``data.gps.pca_dim`` dimensions by PCA;
+* ``random_init`` — pooled features of a randomly initialised backbone of the
+  run's architecture (seeded by ``data.pair_seed``);
+* ``checkpoint:<workdir>`` — pooled features of the encoder of an ssl_pairs
+  checkpoint (e.g. a strong-augmentation SimCLR run);
+* ``npy:<path>`` — a user-given float array [N, D], row i for image i.
+
+Embeddings are cached as ``<cache_dir>/prior_<key>.npy`` (the run's workdir),
+so a resumed run does not recompute them.
+"""
+
+import hashlib
+import json
+import os
+from typing import Optional
+
+import jax
+import numpy as np
+
+from ssl_pairs.errors import UserError
+
+PRIORS = ('pixels', 'random_init', 'checkpoint:<workdir>', 'npy:<path>')
+
+
+def _all_images(source, size: Optional[int] = None) -> np.ndarray:
+  """uint8 [N, S, S, 3] of every image (resized to ``size`` if given)."""
+  if source.images is not None and size in (None, source.image_size):
+    return source.images
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  out = []
+  for i in range(len(source)):
+    image = source[i]
+    if size and size != image.shape[0]:
+      image = np.asarray(Image.fromarray(image).resize((size, size),
+                                                        Image.BILINEAR))
+    out.append(image)
+  return np.stack(out)
+
+
+def pca(x: np.ndarray, dim: int, seed: int = 0) -> np.ndarray:
+  """Projection of centred x [N, D] on its top ``dim`` principal axes."""
+  x = x - x.mean(0)
+  if dim >= x.shape[1]:
+    return x
+  rng = np.random.default_rng(seed)
+  sample = x[rng.choice(len(x), min(len(x), 20000), replace=False)]
+  _, _, vt = np.linalg.svd(sample, full_matrices=False)
+  return x @ vt[:dim].T
+
+
+def _encoder_features(backbone, variables, images, batch_size=256):
+  from ssl_pairs import sharding  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.evals.features import extract_features, make_feature_fn  # pylint: disable=g-import-not-at-top
+
+  class _Images:  # The minimal source extract_features reads.
+    def __init__(self, x):
+      self.x = x
+
+    def __len__(self):
+      return len(self.x)
+
+    def gather(self, idx):
+      return self.x[idx]
+
+  mesh = sharding.make_mesh()
+  fn = make_feature_fn(backbone, mesh)
+  return extract_features(fn, variables, _Images(images), batch_size, mesh)
+
+
+def compute_prior(spec: str, source, gps_config, model_config,
+                  seed: int) -> np.ndarray:
+  """float32 [N, D] prior embedding of every image of ``source``."""
+  if spec == 'pixels':
+    images = _all_images(source, gps_config.pixel_size or None)
+    x = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    if gps_config.pca_dim:
+      x = pca(x, gps_config.pca_dim, seed)
+    return x.astype(np.float32)
+  if spec.startswith('npy:'):
+    path = os.path.expanduser(spec[4:])
+    if not os.path.exists(path):
+      raise UserError(f'Prior embedding file {path} does not exist; give an '
+                      '.npy array with one row per pretraining image.')
+    x = np.load(path)
+    if x.ndim != 2 or len(x) != len(source):
+      raise UserError(f'Prior embedding {path} has shape {x.shape} but the '
+                      f'pretraining data has {len(source)} images; it needs '
+                      'one row per image, in the source\'s order.')
+    return x.astype(np.float32)
+  if spec == 'random_init':
+    from ssl_pairs.models import get_backbone  # pylint: disable=g-import-not-at-top
+    backbone, _ = get_backbone(model_config)
+    images = _all_images(source)
+    variables = backbone.init(jax.random.key(seed), images[:2].astype(
+        np.float32), train=False)
+    variables = {'params': variables['params'],
+                 'batch_stats': variables.get('batch_stats', {})}
+    return _encoder_features(backbone, variables, images)
+  if spec.startswith('checkpoint:'):
+    from ssl_pairs.checkpoint import restore_encoder  # pylint: disable=g-import-not-at-top
+    from ssl_pairs.evals.run import _as_config  # pylint: disable=g-import-not-at-top
+    from ssl_pairs.models import get_backbone  # pylint: disable=g-import-not-at-top
+    saved, _, variables, _ = restore_encoder(spec[len('checkpoint:'):])
+    backbone, _ = get_backbone(_as_config(saved['model']))
+    images = _all_images(source, saved['data']['image_size'])
+    return _encoder_features(backbone, variables, images)
+  raise UserError(f'Unknown data.gps.prior {spec!r}; choose one of: '
+                  f'{", ".join(PRIORS)}.')
+
+
+def cached_prior(spec: str, source, gps_config, model_config, seed: int,
+                 cache_dir: Optional[str]) -> np.ndarray:
+  """``compute_prior``, read from / written to ``cache_dir`` when given."""
+  if not cache_dir or spec.startswith('npy:'):  # A file is its own cache.
+    return compute_prior(spec, source, gps_config, model_config, seed)
+  facts = [spec, len(source), source.image_size, gps_config.pixel_size,
+           gps_config.pca_dim, seed]
+  if spec == 'random_init':
+    facts += [model_config.arch, model_config.width_multiplier]
+  if spec.startswith('checkpoint:'):  # A newer checkpoint is a new prior.
+    from ssl_pairs.checkpoint import find_checkpoint_dir  # pylint: disable=g-import-not-at-top
+    facts.append(sorted(os.listdir(find_checkpoint_dir(spec[11:]))))
+  key = hashlib.sha1(json.dumps(facts).encode()).hexdigest()[:12]
+  path = os.path.join(cache_dir, f'prior_{key}.npy')
+  if os.path.exists(path):
+    return np.load(path)
+  x = compute_prior(spec, source, gps_config, model_config, seed)
+  os.makedirs(cache_dir, exist_ok=True)
+  np.save(path + '.tmp.npy', x)
+  os.replace(path + '.tmp.npy', path)
+  return x
