@@ -105,7 +105,7 @@ def test_build_pair_set_from_config(synthetic_npz):
   pa = pairs_lib.build_pair_set(cfg, src)
   assert len(pa) == 24 and pa.is_augmented.all()
   cfg.pairs = 'nearest'
-  with pytest.raises(UserError, match='augmented, pair_file, semantic'):
+  with pytest.raises(UserError, match='augmented, gps, pair_file, semantic'):
     pairs_lib.build_pair_set(cfg, src)
 
 
