@@ -57,7 +57,7 @@ def data_config(pairs: str) -> ml_collections.ConfigDict:
       split='train',
       data_dir='',              # '' → $SSL_PAIRS_DATA_DIR → TFDS default dir.
       image_size=64,
-      pairs=pairs,              # semantic | augmented | pair_file | gps
+      pairs=pairs,  # semantic | augmented | pair_file | gps | spps | temporal
       pair_file='',             # CSV anchor,partner,class (pairs=pair_file).
       pairs_per_class=0,        # P; 0 → one pair per image.
       classes='all',            # 'all', a count, or a class-list file.
@@ -68,7 +68,19 @@ def data_config(pairs: str) -> ml_collections.ConfigDict:
       # pairs=gps (GPS-SSL): partner drawn from the k nearest neighbours in a
       # prior embedding: pixels | random_init | checkpoint:<dir> | npy:<file>.
       gps=dict(k=4, include_self=False, prior='pixels', metric='l2',
-               pixel_size=16, pca_dim=0),
+               pixel_size=16, pca_dim=0, refresh_epochs=0),
+      # pairs=spps (SPPS): an augmented pair plus the anchor's semantic
+      # positive set: its neighbours in the prior with cosine similarity ≥
+      # threshold (squared distance ≤ threshold for metric=l2), at most
+      # max_positives of them, as extra positives.
+      spps=dict(prior='pixels', metric='cosine', threshold=0.9,
+                max_positives=2, pixel_size=16, pca_dim=0),
+      # pairs=temporal: frames i and i+gap of one shot (gap drawn from
+      # [min_gap, max_gap]); shots from frame differences (cut_threshold × the
+      # median difference) or given as shot_starts='0,30,76'; tracker=True
+      # pairs a region of frame i with the region tracked into frame i+gap.
+      temporal=dict(min_gap=1, max_gap=4, shot_starts='', cut_threshold=3.0,
+                    tracker=False, region_fraction=0.5, search_radius=8),
       num_workers=2,            # grain threads producing batches.
       prefetch=4,               # batches buffered ahead by grain.
       augment=dict(
@@ -111,7 +123,7 @@ def eval_config() -> ml_collections.ConfigDict:
 # augmentation preset.
 METHOD_DEFAULTS = {
     'simclr': (dict(temperature=0.2, proj_hidden_dim=2048, proj_dim=128,
-                    proj_layers=2),
+                    proj_layers=2, bn_per_view=False),
                dict(name='lars', base_lr=0.4, weight_decay=1e-4), 'strong'),
     'mocov2': (dict(temperature=0.2, proj_hidden_dim=2048, proj_dim=256,
                     queue_size=16384, ema_base=0.99, symmetric=True),
@@ -160,6 +172,55 @@ def pretrain_config(method: str, pairs: str, name: str, arg):
   if method == 'simclr':
     # SimCLR's stronger colour jitter (solo-learn's CIFAR/ImageNet-100 setting).
     c.data.augment.color_jitter = (0.8, 0.8, 0.8, 0.2)
+  return c
+
+
+def split_switches(arg, **spec):
+  """(own switches typed like ``spec``, the rest of ``arg``) for configs with
+  switches of their own (e.g. ``:aug=weak,runlocal``)."""
+  own, rest = [], []
+  for token in (arg or '').split(','):
+    if token.strip():
+      (own if token.strip().partition('=')[0] in spec else rest).append(token)
+  return parse_arg(','.join(own), **spec), ','.join(rest) or None
+
+
+# Where the mined pair sources pretrain by default: GPS-SSL and SPPS report
+# CIFAR-10 (ResNet-18, 32 px); temporal pairs need a video.
+MINED_DATA = {
+    'gps': dict(dataset='cifar10', image_size=32, arch='resnet18'),
+    'spps': dict(dataset='cifar10', image_size=32, arch='resnet18'),
+    'temporal': dict(dataset='video_bikes.npz', image_size=64,
+                     arch='resnet18'),
+}
+
+
+def mined_config(method: str, pairs: str, name: str, arg):
+  """``pretrain_config`` for a mined pair source (gps, spps, temporal).
+
+  Full shape: ResNet-18 (CIFAR stem) at the source's resolution on its
+  dataset (MINED_DATA), batch 256, 200 epochs; ``:runlocal``/``:smoke`` as
+  everywhere, plus the switch ``aug=strong`` (the method's preset, default)
+  or ``aug=weak`` (flip only), GPS-SSL's comparison.
+  """
+  own, rest = split_switches(arg, aug='strong')
+  args = parse_arg(rest, **SWITCHES)
+  c = pretrain_config(method, pairs, name, rest)
+  c.name = run_name(name, arg)
+  where = MINED_DATA[pairs]
+  c.data.dataset = where['dataset']
+  if not (args.runlocal or args.smoke):
+    c.model.arch = args.arch or where['arch']
+    c.data.image_size = args.size or where['image_size']
+  if args.runlocal:
+    c.eval.datasets = 'cifar10'
+  if pairs == 'spps':
+    c.data.pair_transform = 'none'  # Plain two-view SimCLR/MoCo + positives.
+  if own.aug == 'weak':
+    c.data.augment.preset = 'weak'
+  elif own.aug != 'strong':
+    raise ValueError(f'Unknown aug={own.aug!r}; use aug=weak (flip only) or '
+                     'aug=strong.')
   return c
 
 

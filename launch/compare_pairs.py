@@ -71,6 +71,11 @@ _WARMUP = flags.DEFINE_float(
     'warmup_epochs', 0.0, 'Linear warm-up epochs (-1: min(1, epochs / 4)).')
 _PROJ_HIDDEN = flags.DEFINE_integer('proj_hidden_dim', 2048,
                                     'Projection head hidden width.')
+_BN_PER_VIEW = flags.DEFINE_bool(
+    'bn_per_view', False,
+    'One encoder pass per view (own BatchNorm statistics), as lightly does.')
+_ARMS = flags.DEFINE_list('arms', 'semantic,augmented',
+                          'Which arms to train (others are only collected).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Training seed (same for both runs).')
 _EVAL_DATASETS = flags.DEFINE_string('eval_datasets', 'cifar10,tiny_imagenet',
                                      'Comma list (see config.eval.datasets).')
@@ -117,6 +122,7 @@ def run_config(kind, module, pair_file):
   c.data.augment.color_jitter = (0.8 * j, 0.8 * j, 0.8 * j, 0.2 * j)
   c.method.proj_hidden_dim = _PROJ_HIDDEN.value
   c.method.temperature = _TEMPERATURE.value
+  c.method.bn_per_view = _BN_PER_VIEW.value
   c.checkpoint_every_steps = 200
   c.log_every_steps = 10
   c.eval.datasets = _EVAL_DATASETS.value
@@ -251,10 +257,22 @@ def main(argv):
     print(f'Pairs: {summary["semantic"]["pairs"]} semantic / '
           f'{summary["augmented"]["pairs"]} augmented over '
           f'{len(summary["classes"])} classes.')
+    unknown = set(_ARMS.value) - {kind for kind, _ in RUNS}
+    if unknown:
+      raise app.UsageError(f'--arms names {sorted(unknown)}; use semantic '
+                           'and/or augmented.')
     for kind, module in RUNS:
+      if kind not in _ARMS.value:
+        continue
       print(f'=== SimCLR on {kind} pairs ===')
       train.run(run_config(kind, module, summary['files'][kind]),
                 os.path.join(workdir, kind))
+  missing = [kind for kind, _ in RUNS if not os.path.exists(
+      os.path.join(workdir, kind, 'eval.json'))]
+  if missing:
+    print(f'No tables: {", ".join(missing)} not trained yet in {workdir} '
+          '(rerun with --arms including it).')
+    return
   command_file = os.path.join(workdir, 'command.txt')
   if not _COLLECT_ONLY.value:
     with open(command_file, 'w') as f:
@@ -272,6 +290,7 @@ def main(argv):
                f'τ {_TEMPERATURE.value}, colour jitter strength '
                f'{_JITTER.value:g}, warm-up {warmup_epochs():g} '
                f'epochs, projection hidden width {_PROJ_HIDDEN.value}, '
+               f'BatchNorm {"per view" if _BN_PER_VIEW.value else "over both views"}, '
                f'seed {_SEED.value}; '
                f'evaluation on {_EVAL_DATASETS.value} '
                '(kNN k=20/200 τ 0.07; L-BFGS softmax probe, λ chosen on 10 % '

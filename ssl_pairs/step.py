@@ -40,7 +40,7 @@ def make_train_step(method, tx: optax.GradientTransformation,
   def train_step(state: TrainState, batch):
     rng = jax.random.fold_in(jax.random.key(seed), state.step)
     inputs = dict(batch)
-    for k in VIEW_KEYS + ('local',):
+    for k in VIEW_KEYS + ('local', 'positives'):
       if k in batch:
         inputs[k] = normalize_images(batch[k], dtype)
 

@@ -123,6 +123,11 @@ def validate_config(config) -> None:
     checks.append((False, f'data.augment.local_crops={aug.local_crops} '
                    '(multi-crop) is only used by DINO; set it to 0 for '
                    f'{config.method.name}.'))
+  if (config.data.pairs == 'spps' and
+      config.method.name not in ('simclr', 'mocov2')):
+    checks.append((False, "data.pairs='spps' adds semantic positives to a "
+                   'contrastive loss, which simclr and mocov2 have; use one '
+                   f'of them instead of {config.method.name}.'))
   for key in ('jitter_prob', 'gray_prob', 'blur_prob'):
     value = aug[key]
     ok = 0 <= value <= 1 or (key == 'blur_prob' and value == -1)
@@ -141,11 +146,25 @@ def load_pretraining_data(config, workdir: Optional[str] = None):
                                   data_dir, config.data.image_size)
   pair_set = pairs_lib.build_pair_set(config.data, source, config.model,
                                       workdir)
+  # Diagnostics only: labels are read here, never by the pairs or the step.
   if isinstance(pair_set, pairs_lib.NeighbourPairSet):
-    # Diagnostic only: labels are read here, never by the pairs or the step.
     metrics_lib.say(
         f'Mined pairs: k={config.data.gps.k} neighbours per image in the '
         f'{config.data.gps.prior!r} prior; pair precision (same label) '
+        f'{100 * pair_set.precision(source.labels):.1f} %.')
+  if hasattr(pair_set, 'shot_summary'):
+    metrics_lib.say(f'Temporal pairs: {pair_set.shot_summary()}, gaps '
+                    f'{config.data.temporal.min_gap}–'
+                    f'{config.data.temporal.max_gap} frames'
+                    f'{", tracked regions" if pair_set.tracker else ""}.')
+  if isinstance(pair_set, pairs_lib.PositiveSetPairs):
+    sizes = pair_set.set_sizes()
+    metrics_lib.say(
+        f'Semantic positive sets ({config.data.spps.prior!r} prior, '
+        f'{config.data.spps.metric} threshold {config.data.spps.threshold}): '
+        f'mean size {sizes.mean():.2f} of at most '
+        f'{config.data.spps.max_positives}, {100 * np.mean(sizes == 0):.1f} % '
+        'empty (plain pair); pair precision (same label) '
         f'{100 * pair_set.precision(source.labels):.1f} %.')
   return source, pair_set
 

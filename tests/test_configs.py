@@ -35,6 +35,17 @@ PAIRED = sorted(n[:-3] for n in TRAIN_CONFIGS if n.endswith('_sp'))
 @pytest.mark.parametrize('name', TRAIN_CONFIGS)
 def test_defaults_follow_the_paper(name):
   config = importlib.import_module(f'configs.{name}').get_config()
+  source = name.rsplit('_', 1)[-1]
+  if source in common.MINED_DATA:  # GPS-SSL/SPPS: CIFAR-10; temporal: video.
+    where = common.MINED_DATA[source]
+    assert (config.model.arch, config.data.image_size, config.batch_size,
+            config.epochs, config.data.dataset, config.data.pairs) == (
+                where['arch'], where['image_size'], 256, 200,
+                where['dataset'], source)
+    weak = importlib.import_module(f'configs.{name}').get_config('aug=weak')
+    assert weak.data.augment.preset == 'weak'
+    assert weak.name == f'{name}-aug=weak'
+    return
   assert (config.model.arch, config.data.image_size, config.batch_size,
           config.epochs) == ('resnet50', 64, 256, 200)
   assert config.data.dataset == 'tiny_imagenet'

@@ -16,6 +16,13 @@ Canonical names (``config.data.pairs``):
   through the standard view pipeline.
 * ``pair_file`` — a curated CSV ``anchor,partner,class`` (paths relative to the
   dataset root, or integer indices), such as ``build_pairs`` writes.
+* ``gps`` — GPS-SSL: the partner is drawn from the image's k nearest
+  neighbours in a prior embedding (no labels).
+* ``spps`` — SPPS: an augmented pair plus the anchor's *semantic positive set*
+  (neighbours in a prior embedding with similarity ≥ δ, at most k), carried in
+  the batch as extra positives (no labels).
+* ``temporal`` — frames i and i+k of one shot of a video
+  (:mod:`ssl_pairs.data.video`), optionally a tracked region of each.
 
 The rule that applies the pair transform is the same everywhere: a pair whose
 anchor and partner are the same image gets it on the partner.
@@ -31,7 +38,8 @@ import numpy as np
 
 from ssl_pairs.errors import UserError, unknown_name_error
 
-PAIR_SOURCES = ('semantic', 'augmented', 'pair_file', 'gps')
+PAIR_SOURCES = ('semantic', 'augmented', 'pair_file', 'gps', 'spps',
+                'temporal')
 RESOURCES = os.path.join(os.path.dirname(os.path.dirname(__file__)),
                          'resources')
 
@@ -113,18 +121,72 @@ class NeighbourPairSet(PairSet):
                          labels[:len(self.neighbours), None]))
 
 
+@dataclasses.dataclass
+class PositiveSetPairs(PairSet):
+  """SPPS: each image is an augmented pair plus its semantic positive set.
+
+  Attributes:
+    positives: int64 [N, P] candidate positives of every image (its P nearest
+      neighbours in the prior embedding, most similar first).
+    positive_mask: bool [N, P], which candidates are in the set (similarity
+      at least the threshold). A row with no True falls back to the plain pair.
+  """
+  positives: Optional[np.ndarray] = None
+  positive_mask: Optional[np.ndarray] = None
+
+  def positive_set(self, anchor: int):
+    """(indices int64 [P], mask bool [P]) of an image's semantic positives."""
+    return self.positives[anchor], self.positive_mask[anchor]
+
+  def precision(self, labels: np.ndarray) -> float:
+    """Fraction of (image, set member) entries that share a label."""
+    same = labels[self.positives] == labels[:len(self.positives), None]
+    n = self.positive_mask.sum()
+    return float((same & self.positive_mask).sum() / n) if n else float('nan')
+
+  def set_sizes(self) -> np.ndarray:
+    return self.positive_mask.sum(axis=1)
+
+
+def _prior_neighbours(prior_config, source, model_config, seed, cache_dir, k,
+                      include_self=False):
+  """(table [N, k], values [N, k]) of neighbours in a (cached) prior."""
+  from ssl_pairs import neighbours as nn_lib  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.data import priors  # pylint: disable=g-import-not-at-top
+  embedding = priors.cached_prior(prior_config.prior, source, prior_config,
+                                  model_config, seed, cache_dir)
+  return nn_lib.nearest_neighbours(embedding, k, prior_config.metric,
+                                   include_self=include_self)
+
+
+def spps_pair_set(data_config, source, model_config=None,
+                  cache_dir: Optional[str] = None) -> PositiveSetPairs:
+  """SPPS pairs: neighbours with similarity ≥ δ (at most k), no labels used."""
+  spps = data_config.spps
+  if spps.max_positives < 1:
+    raise UserError(f'data.spps.max_positives={spps.max_positives} must be at '
+                    'least 1.')
+  table, values = _prior_neighbours(spps, source, model_config,
+                                    data_config.pair_seed, cache_dir,
+                                    spps.max_positives)
+  if spps.metric == 'cosine':
+    mask = values >= spps.threshold
+  else:  # Squared L2: the threshold is a largest distance.
+    mask = values <= spps.threshold
+  everyone = np.arange(len(source), dtype=np.int64)
+  return PositiveSetPairs(everyone, everyone.copy(), seed=data_config.pair_seed,
+                          positives=table, positive_mask=mask)
+
+
 def gps_pair_set(data_config, source, model_config=None,
                  cache_dir: Optional[str] = None) -> NeighbourPairSet:
   """The GPS-SSL pair set: neighbours in a prior embedding (no labels used)."""
-  from ssl_pairs import neighbours as nn_lib  # pylint: disable=g-import-not-at-top
-  from ssl_pairs.data import priors  # pylint: disable=g-import-not-at-top
   gps = data_config.gps
   if gps.k < 1:
     raise UserError(f'data.gps.k={gps.k} must be at least 1.')
-  embedding = priors.cached_prior(gps.prior, source, gps, model_config,
-                                  data_config.pair_seed, cache_dir)
-  table, _ = nn_lib.nearest_neighbours(embedding, gps.k, gps.metric,
-                                       include_self=gps.include_self)
+  table, _ = _prior_neighbours(gps, source, model_config,
+                               data_config.pair_seed, cache_dir, gps.k,
+                               gps.include_self)
   everyone = np.arange(len(source), dtype=np.int64)
   return NeighbourPairSet(everyone, everyone.copy(), seed=data_config.pair_seed,
                           neighbours=table)
@@ -333,6 +395,11 @@ def build_pair_set(data_config, source, model_config=None,
   seed = data_config.pair_seed
   if kind == 'gps':
     return gps_pair_set(data_config, source, model_config, cache_dir)
+  if kind == 'spps':
+    return spps_pair_set(data_config, source, model_config, cache_dir)
+  if kind == 'temporal':
+    from ssl_pairs.data import video  # pylint: disable=g-import-not-at-top
+    return video.temporal_pair_set(data_config, source)
   if kind == 'pair_file':
     if not data_config.pair_file:
       raise UserError("data.pairs='pair_file' needs data.pair_file=<csv path>.")

@@ -60,7 +60,11 @@ class PairViews:
     item = int(self.order[position])
     anchor, partner = self.pairs.pair(item, epoch)
     rng = np.random.default_rng([self.seed, epoch, item])
-    image_a, image_b = self.source[anchor], self.source[partner]
+    if hasattr(self.pairs, 'pair_images'):  # E.g. tracked video regions.
+      image_a, image_b = self.pairs.pair_images(self.source, anchor, partner,
+                                                rng)
+    else:
+      image_a, image_b = self.source[anchor], self.source[partner]
     if anchor == partner and self.pair_spec is not None:
       image_b = augment.apply_view(image_b, rng, self.pair_spec,
                                    image_b.shape[0])
@@ -79,6 +83,16 @@ class PairViews:
           augment.apply_view(image_a if i % 2 == 0 else image_b, rng,
                              local_spec, local_size)
           for i in range(n_local)])
+    if hasattr(self.pairs, 'positive_set'):
+      # SPPS: a view of every member of the anchor's semantic positive set;
+      # an empty slot holds another view of the anchor (so BatchNorm only
+      # sees real images) and is masked out of the loss.
+      members, mask = self.pairs.positive_set(anchor)
+      record['positives'] = np.stack([
+          augment.apply_view(self.source[int(j)] if m else image_a, rng,
+                             self.specs[1], self.image_size)
+          for j, m in zip(members, mask)])
+      record['positive_mask'] = np.asarray(mask, bool)
     return record
 
 
@@ -98,8 +112,9 @@ def train_batches(source: ImageSource, pairs: PairSet, data_config,
   Returns:
     MapDataset whose element k is a dict of numpy arrays with leading
     dimension ``global_batch // process_count``: 'view1', 'view2' (uint8
-    [b, S, S, 3]), 'label' and 'index' (int32 [b], the anchor's), and with
-    multi-crop 'local' (uint8 [b, N, s, s, 3]).
+    [b, S, S, 3]), 'label' and 'index' (int32 [b], the anchor's), with
+    multi-crop 'local' (uint8 [b, N, s, s, 3]), and with SPPS 'positives'
+    (uint8 [b, P, S, S, 3]) and 'positive_mask' (bool [b, P]).
   """
   if len(pairs) < global_batch:
     raise UserError(f'The batch size {global_batch} is larger than the '

@@ -49,16 +49,37 @@ class MoCoV2(Method):
     b = batch['view1'].shape[0]
     x = jnp.concatenate([batch['view1'], batch['view2']])
     (_, z), batch_stats = self.apply(params, batch_stats, x)
+    key_input, pos_keys, mask = x, None, None
+    if 'positives' in batch:
+      # SPPS: the semantic positives' keys join the partner's as positives
+      # (the multi-positive form of moco_infonce); only the queries' views
+      # are enqueued.
+      p = batch['positive_mask'].shape[1]
+      key_input = jnp.concatenate([x, batch['positives'].reshape(
+          (b * p,) + batch['positives'].shape[2:])])
     (_, zk), target_stats = self.apply(method_state['target_params'],
-                                       method_state['target_batch_stats'], x)
+                                       method_state['target_batch_stats'],
+                                       key_input)
     q = l2_normalize(z)
     k = jax.lax.stop_gradient(l2_normalize(zk))
+    if 'positives' in batch:
+      pos_keys = k[2 * b:].reshape(b, p, -1)
+      mask = jnp.concatenate([jnp.ones((b, 1), bool),
+                              batch['positive_mask'].astype(bool)], axis=1)
+      k = k[:2 * b]
+
+    def keys_for(partner_keys):
+      if pos_keys is None:
+        return partner_keys
+      return jnp.concatenate([partner_keys[:, None], pos_keys], axis=1)
+
     queue = method_state['queue']
-    loss = losses.moco_infonce(q[:b], k[b:], queue, m.temperature)
+    loss = losses.moco_infonce(q[:b], keys_for(k[b:]), queue, m.temperature,
+                               mask)
     enqueue = k[b:]
     if m.symmetric:
-      loss = 0.5 * (loss + losses.moco_infonce(q[b:], k[:b], queue,
-                                               m.temperature))
+      loss = 0.5 * (loss + losses.moco_infonce(q[b:], keys_for(k[:b]), queue,
+                                               m.temperature, mask))
       enqueue = k
     return loss, (batch_stats, collapse_metrics(z),
                   {'keys': enqueue, 'target_batch_stats': target_stats})

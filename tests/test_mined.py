@@ -1,0 +1,225 @@
+"""Mined pair sources without labels: SPPS positive sets and temporal pairs."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import load_config, read_checkpoint_state
+from ssl_pairs import train
+from ssl_pairs.data import pairs as pairs_lib
+from ssl_pairs.data import pipeline, sources, video
+from ssl_pairs.errors import UserError
+
+
+def _spps_config(smoke_config, method='simclr'):
+  config = load_config(f'{method}_spps')
+  config.data.dataset = smoke_config.data.dataset
+  config.eval.datasets = smoke_config.eval.datasets
+  config.eval.train_limit = config.eval.test_limit = 0
+  config.eval.probe = False
+  config.data.spps.threshold = 0.995
+  config.data.spps.max_positives = 3
+  return config
+
+
+def test_spps_sets_follow_the_threshold(smoke_config):
+  config = _spps_config(smoke_config)
+  src = sources.load_split(config.data.dataset, 'train', '', 16)
+  pair_set = pairs_lib.build_pair_set(config.data, src)
+  assert pair_set.positives.shape == (len(src), 3)
+  # Members are neighbours (never the image itself), by decreasing cosine.
+  assert not np.any(pair_set.positives == np.arange(len(src))[:, None])
+  x = src.images.reshape(len(src), -1).astype(np.float32) / 255
+  x /= np.linalg.norm(x, axis=1, keepdims=True)
+  sims = np.einsum('nd,npd->np', x, x[pair_set.positives])
+  np.testing.assert_array_equal(pair_set.positive_mask, sims >= 0.995 - 1e-6)
+  sizes = pair_set.set_sizes()
+  assert 0 < sizes.mean() < 3  # Some sets are full, some smaller.
+  # Precision counts only real members.
+  same = src.labels[pair_set.positives] == src.labels[:, None]
+  assert pair_set.precision(src.labels) == pytest.approx(
+      same[pair_set.positive_mask].mean())
+  config.data.spps.threshold = 1.5  # Nothing that similar: all sets empty.
+  assert not pairs_lib.build_pair_set(config.data, src).positive_mask.any()
+
+
+def test_spps_batches_carry_the_positive_set(smoke_config):
+  config = _spps_config(smoke_config)
+  src = sources.load_split(config.data.dataset, 'train', '', 16)
+  pair_set = pairs_lib.build_pair_set(config.data, src)
+  batch = pipeline.train_batches(src, pair_set, config.data, 8, seed=0)[0]
+  assert batch['positives'].shape == (8, 3, 16, 16, 3)
+  assert batch['positives'].dtype == np.uint8
+  np.testing.assert_array_equal(batch['positive_mask'],
+                                pair_set.positive_mask[batch['index']])
+  again = pipeline.train_batches(src, pair_set, config.data, 8, seed=0)[0]
+  np.testing.assert_array_equal(batch['positives'], again['positives'])
+
+
+def _loss(batch, config):
+  from ssl_pairs.methods import RunInfo, get_method
+  from ssl_pairs.data.pipeline import normalize_images
+  config.batch_size = batch['view1'].shape[0]
+  method = get_method(config, RunInfo(total_steps=10, steps_per_epoch=5))
+  variables = method.init_variables(jax.random.key(0), normalize_images(
+      batch['view1']))
+  state = method.init_method_state(jax.random.key(1), variables)
+  inputs = {k: normalize_images(v) if k in ('view1', 'view2', 'positives')
+            else v for k, v in batch.items()}
+  loss, _ = method.loss(variables['params'], variables['batch_stats'], state,
+                        inputs, jax.random.key(2), 0)
+  return float(loss)
+
+
+@pytest.mark.parametrize('method', ['simclr', 'mocov2'])
+def test_empty_positive_sets_fall_back_to_the_plain_pair_loss(smoke_config,
+                                                              method):
+  """Masked-out positives are neither positives nor negatives: the loss is
+  the plain pair's. The slots hold copies of view1 and view2, so BatchNorm
+  sees the same batch mean and variance as without them (exact check)."""
+  config = _spps_config(smoke_config, method)
+  if method == 'mocov2':
+    config.method.queue_size = 64
+  rng = np.random.default_rng(0)
+  batch = {'view1': rng.integers(0, 256, (4, 16, 16, 3), np.uint8),
+           'view2': rng.integers(0, 256, (4, 16, 16, 3), np.uint8),
+           'label': np.zeros(4, np.int32), 'index': np.arange(4, dtype=np.int32)}
+  plain = _loss(batch, config)
+  masked = dict(batch, positives=np.stack([batch['view1'], batch['view2']], 1),
+                positive_mask=np.zeros((4, 2), bool))
+  assert _loss(masked, config) == pytest.approx(plain, rel=1e-4)
+  # The same views as real positives are easy positives: a lower loss.
+  with_set = dict(masked, positive_mask=np.ones((4, 2), bool))
+  assert _loss(with_set, config) < plain - 0.1
+
+
+def test_spps_is_refused_for_non_contrastive_methods(smoke_config, tmp_path):
+  config = _spps_config(smoke_config)
+  byol = load_config('byol_gps')
+  config.method = byol.method
+  config.optim = byol.optim
+  with pytest.raises(UserError, match="spps' adds semantic positives"):
+    train.run(config, str(tmp_path / 'x'))
+
+
+def _permuted_labels_npz(path, tmp_path):
+  with np.load(path) as z:
+    data = dict(z)
+  data['labels'] = np.random.default_rng(0).permutation(data['labels'])
+  out = str(tmp_path / 'permuted.npz')
+  np.savez(out, **data)
+  return out
+
+
+@pytest.mark.parametrize('name', ['simclr_gps', 'mocov2_spps'])
+def test_labels_never_reach_training_on_mined_pairs(smoke_config, tmp_path,
+                                                    name):
+  """Same images with shuffled labels ⇒ bitwise the same trained parameters.
+
+  (Temporal pairs are not in this list: in a video source ``labels`` name the
+  clip, which is meant to delimit the pairs.)"""
+  params = []
+  for i, dataset in enumerate([smoke_config.data.dataset, _permuted_labels_npz(
+      smoke_config.data.dataset, tmp_path)]):
+    config = load_config(name)
+    config.data.dataset = dataset
+    config.eval.datasets = smoke_config.eval.datasets
+    config.eval.train_limit = config.eval.test_limit = 0
+    config.eval.probe = False
+    if 'queue_size' in config.method:
+      config.method.queue_size = 64
+    workdir = str(tmp_path / f'run{i}')
+    train.run(config, workdir)
+    params.append(read_checkpoint_state(workdir)[1]['params'])
+  for a, b in zip(jax.tree.leaves(params[0]), jax.tree.leaves(params[1])):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_spps_trains_end_to_end_with_simclr(smoke_config, tmp_path, capsys):
+  config = _spps_config(smoke_config)
+  report = train.run(config, str(tmp_path / 'spps'))
+  assert np.isfinite(report['results']['synthetic.npz']['knn@20'])
+  assert 'Semantic positive sets' in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------- temporal
+
+
+def _moving_patch_video(tmp_path, steps=((0, 0), (2, 3), (-1, 4), (3, -2))):
+  """A textured 12-px patch moving over a noise background, then a cut."""
+  rng = np.random.default_rng(0)
+  background = rng.integers(0, 256, (48, 64, 3)).astype(np.float32) * 0.3
+  patch = rng.integers(0, 256, (12, 12, 3)).astype(np.float32)
+  frames, positions = [], []
+  y, x = 18, 20
+  for dy, dx in steps:
+    y, x = y + dy, x + dx
+    f = background + rng.normal(0, 4, background.shape)
+    f[y:y + 12, x:x + 12] = patch
+    frames.append(np.clip(f, 0, 255).astype(np.uint8))
+    positions.append((y, x))
+  other = rng.integers(0, 256, (48, 64, 3)).astype(np.float32)  # New scene.
+  cut = [np.clip(other + rng.normal(0, 4, other.shape), 0, 255).astype(
+      np.uint8) for _ in range(4)]
+  images = np.stack(frames + cut)
+  path = str(tmp_path / 'video.npz')
+  np.savez(path, images=images, labels=np.zeros(len(images), np.int64),
+           label_names=np.asarray(['clip']))
+  return path, positions
+
+
+def test_tracker_follows_a_moving_patch_within_a_pixel(tmp_path):
+  path, positions = _moving_patch_video(tmp_path)
+  frames = np.load(path)['images']
+  y0, x0 = positions[0]
+  for t in range(1, len(positions)):
+    y, x = video.track_region(frames[0], frames[t], (y0, x0, 12), radius=8)
+    assert abs(y - positions[t][0]) <= 1 and abs(x - positions[t][1]) <= 1
+
+
+def test_temporal_pairs_stay_inside_their_shot(tmp_path, smoke_config):
+  path, _ = _moving_patch_video(tmp_path)
+  config = load_config('mocov2_temporal')
+  src = sources.load_split(path, 'train', '', None)
+  pair_set = pairs_lib.build_pair_set(config.data, src)
+  np.testing.assert_array_equal(pair_set.shots, [0] * 4 + [1] * 4)
+  config.data.temporal.shot_starts = '0,2,4'  # Given instead of detected.
+  np.testing.assert_array_equal(
+      pairs_lib.build_pair_set(config.data, src).shots, [0, 0, 1, 1, 2, 2, 2,
+                                                         2])
+  gaps = []
+  for epoch in range(20):
+    for item in range(len(pair_set)):
+      a, b = pair_set.pair(item, epoch)
+      assert pair_set.shots[a] == pair_set.shots[b] and a != b
+      gaps.append(abs(b - a))
+      assert (a, b) == pair_set.pair(item, epoch)  # Deterministic.
+  assert set(gaps) == {1, 2, 3}  # max_gap 4 is capped by 4-frame shots.
+  del smoke_config
+
+
+def test_real_video_shots_are_found_at_the_documented_cuts(real_data_dir):
+  src = sources.load_split(os.path.join(real_data_dir, 'video_bikes.npz'),
+                           'train', real_data_dir, 32)
+  starts = np.nonzero(np.diff(video.shot_ids(src)))[0] + 1
+  np.testing.assert_array_equal(starts, [30, 76, 137, 187, 242])
+  one_shot = sources.load_split(os.path.join(
+      real_data_dir, 'video_carphone_pristine.npz'), 'train', real_data_dir, 32)
+  assert video.shot_ids(one_shot).max() == 0
+
+
+def test_temporal_tracker_pairs_train_mocov2(tmp_path, smoke_config, capsys):
+  path, _ = _moving_patch_video(tmp_path)
+  config = load_config('mocov2_temporal')
+  config.data.dataset = path
+  config.data.temporal.tracker = True
+  config.data.image_size = 16
+  config.method.queue_size = 64
+  config.eval.datasets = smoke_config.eval.datasets
+  config.eval.train_limit = config.eval.test_limit = 0
+  config.eval.probe = False
+  report = train.run(config, str(tmp_path / 'temporal'))
+  assert np.isfinite(report['results']['synthetic.npz']['knn@20'])
+  assert 'Temporal pairs: 2 shot(s)' in capsys.readouterr().out
