@@ -169,6 +169,63 @@ def load_pretraining_data(config, workdir: Optional[str] = None):
   return source, pair_set
 
 
+class NeighbourRefresh:
+  """GPS-SSL's optional refresh: re-embed with the current model every R epochs.
+
+  Before step s runs, the generation its last pair belongs to must have its
+  table. A missing one is built from the current encoder (exact kNN on
+  un-augmented images), saved as ``workdir/gps_neighbours_g<g>.npy`` (so a
+  resumed run reads it back instead of recomputing) and installed; the loop
+  then restarts its data iterator at the same position so no batch
+  prefetched with the old table is used.
+  """
+
+  def __init__(self, config, source, pair_set, workdir, mesh):
+    self.config, self.source, self.pairs = config, source, pair_set
+    self.workdir, self.mesh = workdir, mesh
+    for g in range(1, 1 << 20):
+      path = self._path(g)
+      if not os.path.exists(path):
+        break
+      pair_set.install(g, np.load(path))
+
+  def _path(self, generation):
+    return os.path.join(self.workdir, f'gps_neighbours_g{generation}.npy')
+
+  def generation_of_step(self, step: int) -> int:
+    last_position = step * self.config.batch_size - 1
+    return self.pairs.generation(last_position // len(self.pairs))
+
+  def ensure(self, step: int, state) -> bool:
+    """Builds the table step ``step`` needs; True when one was built."""
+    g = self.generation_of_step(step)
+    if g in self.pairs.tables:
+      return False
+    from ssl_pairs import neighbours as nn_lib  # pylint: disable=g-import-not-at-top
+    from ssl_pairs.data import priors  # pylint: disable=g-import-not-at-top
+    from ssl_pairs.models import get_backbone  # pylint: disable=g-import-not-at-top
+    t0 = time.time()
+    backbone, _ = get_backbone(self.config.model)
+    features = priors._encoder_features(  # pylint: disable=protected-access
+        backbone, encoder_variables(state), priors._all_images(self.source))  # pylint: disable=protected-access
+    gps = self.config.data.gps
+    table, _ = nn_lib.nearest_neighbours(features, gps.k, gps.metric,
+                                         include_self=gps.include_self)
+    previous = self.pairs.table(g - 1)
+    changed = np.mean(np.sort(table, 1) != np.sort(previous, 1))
+    if jax.process_index() == 0:
+      path = self._path(g)
+      np.save(path + '.tmp.npy', table)
+      os.replace(path + '.tmp.npy', path)
+    self.pairs.install(g, table)
+    metrics_lib.say(
+        f'Refreshed the GPS neighbours with the current encoder before step '
+        f'{step} (generation {g}, {time.time() - t0:.1f} s): {100 * changed:.1f}'
+        f' % of entries changed; pair precision (same label, diagnostic) '
+        f'{100 * self.pairs.precision(self.source.labels, g):.1f} %.')
+    return True
+
+
 def run_length(config, num_pairs: int):
   """(steps per epoch as a float, total steps)."""
   steps_per_epoch = num_pairs / config.batch_size
@@ -302,9 +359,18 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
       os.kill(os.getpid(), signal.SIGKILL)
 
   # --- Loop.
-  iterator = pipeline.DeviceIterator(
-      batches, data_sharding, data_state, num_threads=config.data.num_workers,
-      prefetch=config.data.prefetch)
+  refresh = None
+  if getattr(pair_set, 'refresh_epochs', 0):
+    refresh = NeighbourRefresh(config, source, pair_set, workdir, mesh)
+    if start < total_steps:
+      refresh.ensure(start + 1, state)
+
+  def make_iterator(position_state):
+    return pipeline.DeviceIterator(
+        batches, data_sharding, position_state,
+        num_threads=config.data.num_workers, prefetch=config.data.prefetch)
+
+  iterator = make_iterator(data_state)
   logger = metrics_lib.MetricsLogger(workdir, total_steps, start,
                                      config.batch_size,
                                      progress=config.progress and is_main,
@@ -318,6 +384,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
       evaluate_curve_point(start)
     t_last = time.time()
     for step in range(start + 1, total_steps + 1):
+      if refresh is not None and refresh.ensure(step, state):
+        iterator = make_iterator(iterator.state())  # Drop stale prefetches.
       state, m = train_step(state, next(iterator))
       pending.append(m)
       stopping = signals.stop_now(step, config.log_every_steps)

@@ -1,12 +1,15 @@
 """Mined pair sources without labels: SPPS positive sets and temporal pairs."""
 
 import os
+import signal
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
 
-from conftest import load_config, read_checkpoint_state
+from conftest import REPO, load_config, read_checkpoint_state
 from ssl_pairs import train
 from ssl_pairs.data import pairs as pairs_lib
 from ssl_pairs.data import pipeline, sources, video
@@ -223,3 +226,64 @@ def test_temporal_tracker_pairs_train_mocov2(tmp_path, smoke_config, capsys):
   report = train.run(config, str(tmp_path / 'temporal'))
   assert np.isfinite(report['results']['synthetic.npz']['knn@20'])
   assert 'Temporal pairs: 2 shot(s)' in capsys.readouterr().out
+
+
+# ------------------------------------------------------------ GPS refresh
+
+
+def _gps_config(smoke_config, refresh, total_steps):
+  config = load_config('simclr_gps')
+  config.data.dataset = smoke_config.data.dataset  # 80 images, batch 8.
+  config.eval.datasets = smoke_config.eval.datasets
+  config.eval.train_limit = config.eval.test_limit = 0
+  config.eval.probe = False
+  config.data.gps.refresh_epochs = refresh
+  config.total_steps = total_steps
+  config.checkpoint_every_steps = 100  # Only the last step's.
+  return config
+
+
+def test_gps_refresh_changes_the_table_only_when_on_and_resumes_exactly(
+    smoke_config, tmp_path, capsys):
+  """25 steps = 2.5 epochs of 10 steps: refresh every epoch builds tables for
+  generations 1 and 2 from the model; a run SIGKILLed at step 15 (after the
+  first refresh; the checkpoint is at 12) and resumed ends bitwise equal."""
+  off = str(tmp_path / 'off')
+  train.run(_gps_config(smoke_config, 0, 12), off)
+  assert not [f for f in os.listdir(off) if f.startswith('gps_neighbours')]
+  assert 'Refreshed' not in capsys.readouterr().out
+
+  on = str(tmp_path / 'on')
+  train.run(_gps_config(smoke_config, 1, 25), on)
+  assert 'Refreshed the GPS neighbours' in capsys.readouterr().out
+  src = sources.load_split(smoke_config.data.dataset, 'train', '', 16)
+  prior = pairs_lib.build_pair_set(_gps_config(smoke_config, 1, 25).data,
+                                   src).neighbours
+  tables = [np.load(os.path.join(on, f'gps_neighbours_g{g}.npy'))
+            for g in (1, 2)]
+  assert not os.path.exists(os.path.join(on, 'gps_neighbours_g3.npy'))
+  for table in tables:
+    assert table.shape == prior.shape
+    assert not np.array_equal(np.sort(table, 1), np.sort(prior, 1))
+  assert not np.array_equal(tables[0], tables[1])
+
+  killed = str(tmp_path / 'killed')
+  cmd = [sys.executable, os.path.join(REPO, 'main.py'),
+         '--config=configs/simclr_gps.py:smoke', f'--workdir={killed}',
+         f'--config.data.dataset={smoke_config.data.dataset}',
+         f'--config.eval.datasets={smoke_config.eval.datasets}',
+         '--config.eval.train_limit=0', '--config.eval.test_limit=0',
+         '--config.eval.probe=False', '--config.data.gps.refresh_epochs=1',
+         '--config.total_steps=25', '--config.checkpoint_every_steps=12']
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                        env=dict(os.environ, **{train.KILL_AT_STEP_ENV: '15'}))
+  assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+  subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True)
+  for g in (1, 2):
+    np.testing.assert_array_equal(
+        np.load(os.path.join(killed, f'gps_neighbours_g{g}.npy')),
+        tables[g - 1])
+  a = read_checkpoint_state(on)[1]['params']
+  b = read_checkpoint_state(killed)[1]['params']
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)

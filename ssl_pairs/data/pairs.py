@@ -106,19 +106,41 @@ class NeighbourPairSet(PairSet):
     neighbours: int64 [N, k] neighbour table (row i: image i's neighbours in
       the prior embedding). Every draw picks one uniformly, deterministically
       per (seed, epoch, item).
+    refresh_epochs: R > 0 replaces the table every R epochs (generation
+      g = epoch // R) by one from the current model, installed by the
+      training loop with :meth:`install`; 0 keeps the prior's table.
   """
   neighbours: Optional[np.ndarray] = None
+  refresh_epochs: int = 0
+  tables: dict = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    super().__post_init__()
+    self.tables.setdefault(0, self.neighbours)
+
+  def generation(self, epoch: int) -> int:
+    return epoch // self.refresh_epochs if self.refresh_epochs else 0
+
+  def install(self, generation: int, table: np.ndarray) -> None:
+    self.tables[generation] = np.asarray(table, np.int64)
+
+  def table(self, generation: int) -> np.ndarray:
+    """The table of a generation; a later one not yet installed reads the
+    newest (only prefetched batches the loop discards ever ask for it)."""
+    if generation in self.tables:
+      return self.tables[generation]
+    return self.tables[max(g for g in self.tables if g <= generation)]
 
   def pair(self, item: int, epoch: int):
     anchor = int(self.anchors[item])
-    row = self.neighbours[anchor]
+    row = self.table(self.generation(epoch))[anchor]
     rng = np.random.default_rng([self.seed, epoch, item, 0x6B5])
     return anchor, int(row[rng.integers(len(row))])
 
-  def precision(self, labels: np.ndarray) -> float:
+  def precision(self, labels: np.ndarray, generation: int = 0) -> float:
     """Fraction of (image, neighbour) entries that share a label."""
-    return float(np.mean(labels[self.neighbours] ==
-                         labels[:len(self.neighbours), None]))
+    table = self.table(generation)
+    return float(np.mean(labels[table] == labels[:len(table), None]))
 
 
 @dataclasses.dataclass
@@ -188,8 +210,11 @@ def gps_pair_set(data_config, source, model_config=None,
                                data_config.pair_seed, cache_dir, gps.k,
                                gps.include_self)
   everyone = np.arange(len(source), dtype=np.int64)
+  if gps.refresh_epochs < 0:
+    raise UserError(f'data.gps.refresh_epochs={gps.refresh_epochs} must be 0 '
+                    '(never) or a number of epochs.')
   return NeighbourPairSet(everyone, everyone.copy(), seed=data_config.pair_seed,
-                          neighbours=table)
+                          neighbours=table, refresh_epochs=gps.refresh_epochs)
 
 
 def select_classes(labels: np.ndarray, class_names: Sequence[str],
