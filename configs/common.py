@@ -66,15 +66,18 @@ def data_config(pairs: str) -> ml_collections.ConfigDict:
       resample_partner=False,   # semantic: redraw partners every epoch.
       pair_transform='default',  # augmented partner: default | none.
       # pairs=gps (GPS-SSL): partner drawn from the k nearest neighbours in a
-      # prior embedding: pixels | random_init | checkpoint:<dir> | npy:<file>.
+      # prior embedding: pixels | random_init | autoencoder | checkpoint:<dir>
+      # | npy:<file> (the autoencoder is trained here: ae_epochs, latent ae_dim).
       gps=dict(k=4, include_self=False, prior='pixels', metric='l2',
-               pixel_size=16, pca_dim=0, refresh_epochs=0),
+               pixel_size=16, pca_dim=0, refresh_epochs=0, ae_epochs=5,
+               ae_dim=128),
       # pairs=spps (SPPS): an augmented pair plus the anchor's semantic
       # positive set: its neighbours in the prior with cosine similarity ≥
       # threshold (squared distance ≤ threshold for metric=l2), at most
       # max_positives of them, as extra positives.
       spps=dict(prior='pixels', metric='cosine', threshold=0.9,
-                max_positives=2, pixel_size=16, pca_dim=0),
+                max_positives=2, pixel_size=16, pca_dim=0, ae_epochs=5,
+                ae_dim=128),
       # pairs=temporal: frames i and i+gap of one shot (gap drawn from
       # [min_gap, max_gap]); shots from frame differences (cut_threshold × the
       # median difference) or given as shot_starts='0,30,76'; tracker=True

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -83,3 +85,16 @@ def test_compare_methods_plans_every_method_and_the_supervised_baseline():
   import pytest
   with pytest.raises(UserError, match="Unknown method 'simsiam'"):
     module.runs(['simsiam'])
+
+
+def test_knn_benchmark_times_a_subset_and_extrapolates(tmp_path):
+  text = _run(['launch/knn_benchmark.py', '--cases=3000x16',
+               '--queries=1000', '--nofaiss'], tmp_path)
+  line = [l for l in text.splitlines() if l.startswith('| 3000x16')][0]
+  cells = [c.strip() for c in line.strip('|').split('|')]
+  assert cells[1] == '3000 × 16' and cells[2] == 'ssl_pairs'
+  assert cells[3] == '1000' and float(cells[4]) > 0
+  full = float(cells[5].split()[0])
+  assert '(extrapolated)' in cells[5]
+  assert full == pytest.approx(3 * float(cells[4]), rel=2e-3)  # × N / queries.
+  assert float(cells[6].split()[0]) > 0  # Peak RSS.
