@@ -147,25 +147,35 @@ def load_pretraining_data(config, workdir: Optional[str] = None):
   pair_set = pairs_lib.build_pair_set(config.data, source, config.model,
                                       workdir)
   # Diagnostics only: labels are read here, never by the pairs or the step.
+  stats = {}
   if isinstance(pair_set, pairs_lib.NeighbourPairSet):
+    stats = {'pair_precision': pair_set.precision(source.labels)}
     metrics_lib.say(
         f'Mined pairs: k={config.data.gps.k} neighbours per image in the '
         f'{config.data.gps.prior!r} prior; pair precision (same label) '
-        f'{100 * pair_set.precision(source.labels):.1f} %.')
+        f'{100 * stats["pair_precision"]:.1f} %.')
   if hasattr(pair_set, 'shot_summary'):
+    stats = {'shots': int(pair_set.shots.max()) + 1}
     metrics_lib.say(f'Temporal pairs: {pair_set.shot_summary()}, gaps '
                     f'{config.data.temporal.min_gap}–'
                     f'{config.data.temporal.max_gap} frames'
                     f'{", tracked regions" if pair_set.tracker else ""}.')
   if isinstance(pair_set, pairs_lib.PositiveSetPairs):
     sizes = pair_set.set_sizes()
+    stats = {'pair_precision': pair_set.precision(source.labels),
+             'mean_set_size': float(sizes.mean()),
+             'empty_fraction': float(np.mean(sizes == 0))}
     metrics_lib.say(
         f'Semantic positive sets ({config.data.spps.prior!r} prior, '
         f'{config.data.spps.metric} threshold {config.data.spps.threshold}): '
         f'mean size {sizes.mean():.2f} of at most '
         f'{config.data.spps.max_positives}, {100 * np.mean(sizes == 0):.1f} % '
         'empty (plain pair); pair precision (same label) '
-        f'{100 * pair_set.precision(source.labels):.1f} %.')
+        f'{100 * stats["pair_precision"]:.1f} %.')
+  if stats and workdir and jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, 'pair_stats.json'), 'w') as f:
+      json.dump(stats, f, indent=1)
   return source, pair_set
 
 

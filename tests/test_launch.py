@@ -98,3 +98,25 @@ def test_knn_benchmark_times_a_subset_and_extrapolates(tmp_path):
   assert '(extrapolated)' in cells[5]
   assert full == pytest.approx(3 * float(cells[4]), rel=2e-3)  # × N / queries.
   assert float(cells[6].split()[0]) > 0  # Peak RSS.
+
+
+def test_compare_mined_runs_baselines_gps_and_spps(synthetic_npz, tmp_path):
+  out = tmp_path / 'out'
+  _run(['launch/compare_mined.py', f'--dataset={synthetic_npz}',
+        '--methods=simclr', '--priors=checkpoint', '--epochs=1',
+        '--batch_size=8', '--image_size=16', '--arch=resnet_tiny',
+        '--width=1', f'--eval_datasets={synthetic_npz}',
+        f'--workdir={tmp_path / "runs"}', f'--out={out}'], tmp_path)
+  with open(out / 'results.csv') as f:
+    rows = list(csv.DictReader(f))
+  runs = {r['run'] for r in rows}
+  assert runs == {'simclr-strong', 'simclr-weak', 'simclr-gps-checkpoint',
+                  'simclr-spps'}
+  augment = {r['run']: r['augment'] for r in rows}
+  assert augment['simclr-weak'] == augment['simclr-gps-checkpoint'] == 'weak'
+  precision = {r['run']: r['pair_precision'] for r in rows}
+  assert precision['simclr-weak'] == ''  # Two views: nothing mined.
+  assert 0 <= float(precision['simclr-gps-checkpoint']) <= 1
+  text = (out / 'results.md').read_text()
+  assert 'SPPS set (δ=' in text and '85.58' in text
+  assert (out / 'bars.png').stat().st_size > 5_000

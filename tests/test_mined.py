@@ -1,5 +1,6 @@
 """Mined pair sources without labels: SPPS positive sets and temporal pairs."""
 
+import json
 import os
 import signal
 import subprocess
@@ -145,6 +146,9 @@ def test_spps_trains_end_to_end_with_simclr(smoke_config, tmp_path, capsys):
   report = train.run(config, str(tmp_path / 'spps'))
   assert np.isfinite(report['results']['synthetic.npz']['knn@20'])
   assert 'Semantic positive sets' in capsys.readouterr().out
+  with open(tmp_path / 'spps' / 'pair_stats.json') as f:
+    stats = json.load(f)
+  assert 0 <= stats['pair_precision'] <= 1 and 0 < stats['mean_set_size'] <= 3
 
 
 # ----------------------------------------------------------------- temporal
