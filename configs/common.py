@@ -57,6 +57,11 @@ def data_config(pairs: str) -> ml_collections.ConfigDict:
       split='train',
       data_dir='',              # '' → $SSL_PAIRS_DATA_DIR → TFDS default dir.
       image_size=64,
+      # Resolution the images are held at, the views being cut from them and
+      # resized to image_size: 0 = image_size (resize first), -1 = as stored
+      # (e.g. 32-px views cropped from 64-px Tiny-ImageNet, as torchvision's
+      # RandomResizedCrop on the original files does).
+      load_size=0,
       pairs=pairs,  # semantic | augmented | pair_file | gps | spps | temporal
       pair_file='',             # CSV anchor,partner,class (pairs=pair_file).
       pairs_per_class=0,        # P; 0 → one pair per image.

@@ -74,6 +74,9 @@ _PROJ_HIDDEN = flags.DEFINE_integer('proj_hidden_dim', 2048,
 _BN_PER_VIEW = flags.DEFINE_bool(
     'bn_per_view', False,
     'One encoder pass per view (own BatchNorm statistics), as lightly does.')
+_LOAD_SIZE = flags.DEFINE_integer(
+    'load_size', 0, 'data.load_size: 0 = resize to --image_size before '
+    'cropping views, -1 = crop views from the stored images.')
 _ARMS = flags.DEFINE_list('arms', 'semantic,augmented',
                           'Which arms to train (others are only collected).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Training seed (same for both runs).')
@@ -123,6 +126,7 @@ def run_config(kind, module, pair_file):
   c.method.proj_hidden_dim = _PROJ_HIDDEN.value
   c.method.temperature = _TEMPERATURE.value
   c.method.bn_per_view = _BN_PER_VIEW.value
+  c.data.load_size = _LOAD_SIZE.value
   c.checkpoint_every_steps = 200
   c.log_every_steps = 10
   c.eval.datasets = _EVAL_DATASETS.value
@@ -291,6 +295,7 @@ def main(argv):
                f'{_JITTER.value:g}, warm-up {warmup_epochs():g} '
                f'epochs, projection hidden width {_PROJ_HIDDEN.value}, '
                f'BatchNorm {"per view" if _BN_PER_VIEW.value else "over both views"}, '
+               f'views cut from {"stored" if _LOAD_SIZE.value == -1 else (_LOAD_SIZE.value or _SIZE.value)}-px images, '
                f'seed {_SEED.value}; '
                f'evaluation on {_EVAL_DATASETS.value} '
                '(kNN k=20/200 τ 0.07; L-BFGS softmax probe, λ chosen on 10 % '

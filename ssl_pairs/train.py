@@ -96,6 +96,9 @@ def validate_config(config) -> None:
        f'total_steps={config.total_steps} must not be negative.'),
       (config.data.image_size > 0,
        f'data.image_size={config.data.image_size} must be positive.'),
+      (config.data.load_size >= -1,
+       f'data.load_size={config.data.load_size} must be 0 (= image_size), '
+       '-1 (the stored size) or a size in px.'),
       (config.log_every_steps > 0,
        f'log_every_steps={config.log_every_steps} must be positive.'),
       (config.checkpoint_every_steps > 0,
@@ -139,11 +142,17 @@ def validate_config(config) -> None:
       raise UserError(message)
 
 
+def load_size(data_config) -> Optional[int]:
+  """Resolution images are held at before the views are cut from them."""
+  size = data_config.get('load_size', 0)
+  return None if size == -1 else (size or data_config.image_size)
+
+
 def load_pretraining_data(config, workdir: Optional[str] = None):
   """(image source, pair set) of the pretraining data."""
   data_dir = sources_lib.resolve_data_dir(config.data.data_dir)
   source = sources_lib.load_split(config.data.dataset, config.data.split,
-                                  data_dir, config.data.image_size)
+                                  data_dir, load_size(config.data))
   pair_set = pairs_lib.build_pair_set(config.data, source, config.model,
                                       workdir)
   # Diagnostics only: labels are read here, never by the pairs or the step.
@@ -217,7 +226,8 @@ class NeighbourRefresh:
     t0 = time.time()
     backbone, _ = get_backbone(self.config.model)
     features = priors._encoder_features(  # pylint: disable=protected-access
-        backbone, encoder_variables(state), priors._all_images(self.source))  # pylint: disable=protected-access
+        backbone, encoder_variables(state),
+        priors._all_images(self.source, self.config.data.image_size))  # pylint: disable=protected-access
     gps = self.config.data.gps
     table, _ = nn_lib.nearest_neighbours(features, gps.k, gps.metric,
                                          include_self=gps.include_self)

@@ -314,3 +314,27 @@ def test_multicrop_is_refused_for_methods_that_do_not_use_it(tmp_path):
   config.data.augment.local_crops = 2
   with pytest.raises(UserError, match='only used by DINO'):
     validate_config(config)
+
+
+def test_simclr_bn_per_view_normalises_each_view_with_its_own_statistics():
+  """bn_per_view = two forward passes (each view's own BatchNorm batch), as
+  lightly and solo-learn do; the default is one pass over both views."""
+  from ssl_pairs import losses
+  batch = fixed_batch()
+  inputs = {k: normalize_images(v) if k.startswith('view') else v
+            for k, v in batch.items()}
+  values = {}
+  for per_view in (False, True):
+    _, method, state, _ = setup('simclr', bn_per_view=per_view)
+    loss, (stats, _, _) = method.loss(state.params, state.batch_stats, {},
+                                      inputs, jax.random.key(0), 0)
+    values[per_view] = float(loss)
+  (_, z1), s1 = method.apply(state.params, state.batch_stats, inputs['view1'])
+  (_, z2), s2 = method.apply(state.params, s1, inputs['view2'])
+  expected = losses.nt_xent(jnp.concatenate([z1, z2]),
+                            jnp.tile(jnp.arange(8), 2), 0.2)
+  assert values[True] == pytest.approx(float(expected), rel=1e-6)
+  assert values[True] != pytest.approx(values[False], rel=1e-4)
+  # Running statistics see view 1, then view 2.
+  for a, b in zip(jax.tree.leaves(stats), jax.tree.leaves(s2)):
+    np.testing.assert_allclose(a, b, rtol=1e-6)

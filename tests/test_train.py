@@ -223,3 +223,22 @@ def test_gps_pairs_train_end_to_end_and_checkpoint_priors(smoke_config,
   np.testing.assert_array_equal(again.neighbours,
                                 tables[f'checkpoint:{workdir}'].neighbours)
   assert len(os.listdir(tmp_path / 'cache')) == 2
+
+
+def test_load_size_cuts_views_from_larger_images(smoke_config):
+  """load_size=-1 keeps the stored 16 px; views are still image_size."""
+  from ssl_pairs.data import pipeline
+  config = smoke_config.copy_and_resolve_references()
+  config.data.image_size = 8
+  assert train.load_size(config.data) == 8
+  config.data.load_size = -1
+  assert train.load_size(config.data) is None
+  source, pair_set = train.load_pretraining_data(config)
+  assert source.image_size == 16 and source[0].shape == (16, 16, 3)
+  batch = pipeline.train_batches(source, pair_set, config.data, 8, seed=0)[0]
+  assert batch['view1'].shape == (8, 8, 8, 3)
+  config.data.load_size = 12
+  assert train.load_pretraining_data(config)[0][0].shape == (12, 12, 3)
+  config.data.load_size = -2
+  with pytest.raises(UserError, match='load_size=-2'):
+    train.validate_config(config)
