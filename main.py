@@ -36,6 +36,13 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', None,
                                    'This process\'s index (multi-host).')
 
 
+_COMPILATION_CACHE = flags.DEFINE_string(
+    'compilation_cache', '~/.cache/ssl_pairs/xla',
+    'Persistent XLA compilation cache: a rerun, a resume or another config '
+    'with the same shapes loads compiled steps instead of recompiling. '
+    "'' turns it off; $JAX_COMPILATION_CACHE_DIR, when set, wins.")
+
+
 def _config_load_error(e: Exception) -> None:
   lines = [l.strip() for l in str(e).strip().splitlines() if l.strip()]
   reason = lines[-1] if lines else type(e).__name__
@@ -69,6 +76,13 @@ def _parse_flags(argv):
     sys.exit(2)
 
 
+def enable_compilation_cache(jax, directory: str) -> None:
+  """Caches every compiled program (even fast ones: CPU steps of a few s)."""
+  jax.config.update('jax_compilation_cache_dir', directory)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+  jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -77,6 +91,9 @@ def main(argv):
     # the progress bar and our status lines (pass --verbosity=0 to see them).
     logging.set_verbosity(logging.WARNING)
   import jax  # pylint: disable=g-import-not-at-top
+  if _COMPILATION_CACHE.value and not os.environ.get(
+      'JAX_COMPILATION_CACHE_DIR'):
+    enable_compilation_cache(jax, os.path.expanduser(_COMPILATION_CACHE.value))
   if _MULTIHOST.value:
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value,

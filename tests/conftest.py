@@ -7,9 +7,19 @@ when ``$SSL_PAIRS_DATA_DIR`` does not hold the data, and fails instead when
 
 import importlib
 import os
+import tempfile
 
-import numpy as np
-import pytest
+# A persistent XLA compilation cache shared by every test and the subprocesses
+# they start (set before jax is imported): the suite compiles the same smoke
+# steps many times, and a cache hit is ~10× faster than compiling. Cached
+# executables are the compiled code itself, so results stay bitwise the same.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(
+    tempfile.gettempdir(), f'ssl_pairs_test_xla_cache_{os.getuid()}'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
+
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -242,3 +242,21 @@ def test_load_size_cuts_views_from_larger_images(smoke_config):
   config.data.load_size = -2
   with pytest.raises(UserError, match='load_size=-2'):
     train.validate_config(config)
+
+
+def test_cli_fills_the_persistent_compilation_cache(synthetic_npz, tmp_path):
+  """--compilation_cache (default ~/.cache/ssl_pairs/xla) stores the compiled
+  train step, so a rerun or resume loads it instead of recompiling."""
+  cache = tmp_path / 'xla'
+  env = {k: v for k, v in os.environ.items()
+         if k != 'JAX_COMPILATION_CACHE_DIR'}
+  cmd = [sys.executable, os.path.join(REPO, 'main.py'),
+         '--config=configs/simclr_sp.py:smoke', f'--workdir={tmp_path / "w"}',
+         f'--config.data.dataset={synthetic_npz}', '--config.data.classes=all',
+         '--config.data.pairs_per_class=0', f'--config.eval.datasets={synthetic_npz}',
+         '--config.eval.probe=False', '--config.total_steps=1',
+         f'--compilation_cache={cache}']
+  subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True,
+                 timeout=300)
+  entries = os.listdir(cache)
+  assert any(e.startswith('jit_train_step') for e in entries), entries
