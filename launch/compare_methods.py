@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import importlib
 
+from launch import cpu_scale
 from ssl_pairs import train
 from ssl_pairs.data import pairs as pairs_lib
 from ssl_pairs.data import sources
@@ -95,12 +96,11 @@ def run_config(name, pair_file):
   c.data.dataset = _DATASET.value
   c.data.pairs = 'pair_file'
   c.data.pair_file = pair_file
-  c.data.image_size = _SIZE.value
-  c.model.arch, c.model.width_multiplier = _ARCH.value, _WIDTH.value
-  c.batch_size = _BATCH.value
-  c.total_steps = 0
-  c.epochs = _EPOCHS.value
-  c.seed = _SEED.value
+  cpu_scale.apply(c, arch=_ARCH.value, width=_WIDTH.value,
+                  image_size=_SIZE.value, batch_size=_BATCH.value,
+                  epochs=_EPOCHS.value, seed=_SEED.value,
+                  eval_datasets=_EVAL_DATASETS.value,
+                  eval_train_limit=_EVAL_TRAIN_LIMIT.value)
   if _OPTIMIZER.value != 'method':
     c.optim.name = _OPTIMIZER.value
     c.optim.base_lr = _LR.value
@@ -109,13 +109,6 @@ def run_config(name, pair_file):
   if 'queue_size' in c.method:  # A multiple of the keys enqueued per step.
     keys = _BATCH.value * (2 if c.method.symmetric else 1)
     c.method.queue_size = max(keys, c.method.queue_size // keys * keys)
-  c.checkpoint_every_steps = 200
-  c.log_every_steps = 10
-  c.eval.datasets = _EVAL_DATASETS.value
-  c.eval.train_limit = _EVAL_TRAIN_LIMIT.value
-  c.eval.test_limit = 0
-  c.eval.every_epochs = 0.0
-  c.eval.probe_max_iter = 1000
   return c
 
 
@@ -201,12 +194,7 @@ def plot_bars(results, path):
     if xs:
       ax.bar(xs, ys, width=0.4, label=pairs)
   ax.set_xticks(range(len(methods)), methods)
-  ax.set_ylabel('CIFAR-10 linear probe top-1 %')
-  ax.grid(axis='y', alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  cpu_scale.finish_figure(fig, ax, path, 'CIFAR-10 linear probe top-1 %')
 
 
 def main(argv):
@@ -228,10 +216,7 @@ def main(argv):
       print(f'[{i + 1}/{len(planned)}] === {name} ({kind} pairs) ===')
       train.run(run_config(name, summary['files'][kind]),
                 os.path.join(workdir, name))
-    with open(os.path.join(workdir, 'command.txt'), 'w') as f:
-      f.write(' '.join(sys.argv[1:]))
-  with open(os.path.join(workdir, 'command.txt')) as f:
-    command = f.read().strip()
+  command = cpu_scale.record_command(workdir, not _COLLECT_ONLY.value)
   results = collect(workdir, planned)
   write_outputs(results, _OUT.value, command)
   print(f'Done in {format_seconds(time.time() - t0)}; {len(results)} of '

@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 
 from configs import common
+from launch import cpu_scale
 from ssl_pairs import train
 from ssl_pairs.errors import UserError
 from ssl_pairs.metrics import format_seconds, read_jsonl
@@ -113,12 +114,11 @@ def run_config(name, method, kind, prior, workdir):
     c.data.pairs = 'augmented'
     c.data.pair_transform = 'none'  # Plain two-view training.
   c.data.dataset = _DATASET.value
-  c.data.image_size = _SIZE.value
-  c.model.arch, c.model.width_multiplier = _ARCH.value, _WIDTH.value
-  c.batch_size = _BATCH.value
-  c.total_steps = 0
-  c.epochs = _EPOCHS.value
-  c.seed = _SEED.value
+  cpu_scale.apply(c, arch=_ARCH.value, width=_WIDTH.value,
+                  image_size=_SIZE.value, batch_size=_BATCH.value,
+                  epochs=_EPOCHS.value, seed=_SEED.value,
+                  eval_datasets=_EVAL_DATASETS.value,
+                  eval_train_limit=_EVAL_TRAIN_LIMIT.value)
   c.optim.warmup_epochs = min(1.0, _EPOCHS.value / 4)
   c.data.gps.k = _K.value
   anchor_run = os.path.join(workdir, 'simclr-strong')
@@ -128,12 +128,6 @@ def run_config(name, method, kind, prior, workdir):
   if kind == 'spps':
     c.data.spps.prior = f'checkpoint:{anchor_run}'
     c.data.spps.threshold = round(_median_nn_similarity(anchor_run, c), 4)
-  c.checkpoint_every_steps = 200
-  c.log_every_steps = 10
-  c.eval.datasets = _EVAL_DATASETS.value
-  c.eval.train_limit = _EVAL_TRAIN_LIMIT.value
-  c.eval.test_limit = 0
-  c.eval.probe_max_iter = 1000
   return c
 
 
@@ -223,12 +217,7 @@ def plot(results, path):
            [results[n]['results'].get(metric, 0.0) for n in names],
            width=0.4, label=metric)
   ax.set_xticks(range(len(names)), names, rotation=30, ha='right')
-  ax.set_ylabel('CIFAR-10 top-1 %')
-  ax.grid(axis='y', alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  cpu_scale.finish_figure(fig, ax, path, 'CIFAR-10 top-1 %')
 
 
 def main(argv):
@@ -245,11 +234,7 @@ def main(argv):
       print(f'[{i + 1}/{len(planned)}] === {name} ===', flush=True)
       train.run(run_config(name, method, kind, prior, workdir),
                 os.path.join(workdir, name))
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, 'command.txt'), 'w') as f:
-      f.write(' '.join(sys.argv[1:]))
-  with open(os.path.join(workdir, 'command.txt')) as f:
-    command = f.read().strip()
+  command = cpu_scale.record_command(workdir, not _COLLECT_ONLY.value)
   results = collect(workdir, planned)
   write_outputs(results, _OUT.value, command)
   print(f'Done in {format_seconds(time.time() - t0)}; {len(results)} of '

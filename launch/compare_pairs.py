@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import simclr_pa
 from configs import simclr_sp
+from launch import cpu_scale
 from ssl_pairs import train
 from ssl_pairs.metrics import format_seconds, read_jsonl
 from ssl_pairs.data import pairs as pairs_lib
@@ -111,12 +112,12 @@ def run_config(kind, module, pair_file):
   c.data.dataset = _DATASET.value
   c.data.pairs = 'pair_file'
   c.data.pair_file = pair_file
-  c.data.image_size = _SIZE.value
-  c.model.arch, c.model.width_multiplier = _ARCH.value, _WIDTH.value
-  c.batch_size = _BATCH.value
-  c.total_steps = 0
-  c.epochs = _EPOCHS.value
-  c.seed = _SEED.value
+  cpu_scale.apply(c, arch=_ARCH.value, width=_WIDTH.value,
+                  image_size=_SIZE.value, batch_size=_BATCH.value,
+                  epochs=_EPOCHS.value, seed=_SEED.value,
+                  eval_datasets=_EVAL_DATASETS.value,
+                  eval_train_limit=_EVAL_TRAIN_LIMIT.value,
+                  eval_every=_EVAL_EVERY.value)
   c.optim.name = _OPTIMIZER.value
   c.optim.base_lr = _LR.value
   c.optim.weight_decay = _WD.value
@@ -127,13 +128,6 @@ def run_config(kind, module, pair_file):
   c.method.temperature = _TEMPERATURE.value
   c.method.bn_per_view = _BN_PER_VIEW.value
   c.data.load_size = _LOAD_SIZE.value
-  c.checkpoint_every_steps = 200
-  c.log_every_steps = 10
-  c.eval.datasets = _EVAL_DATASETS.value
-  c.eval.train_limit = _EVAL_TRAIN_LIMIT.value
-  c.eval.test_limit = 0
-  c.eval.every_epochs = _EVAL_EVERY.value
-  c.eval.probe_max_iter = 1000
   return c
 
 
@@ -277,12 +271,7 @@ def main(argv):
     print(f'No tables: {", ".join(missing)} not trained yet in {workdir} '
           '(rerun with --arms including it).')
     return
-  command_file = os.path.join(workdir, 'command.txt')
-  if not _COLLECT_ONLY.value:
-    with open(command_file, 'w') as f:
-      f.write(' '.join(sys.argv[1:]))
-  with open(command_file) as f:
-    argv = f.read().strip()
+  argv = cpu_scale.record_command(workdir, not _COLLECT_ONLY.value)
   rows, facts = collect(workdir)
   settings = {
       'argv': argv,

@@ -53,7 +53,6 @@ def _data(case):
 
 
 def run_one(spec):
-  import numpy as np  # pylint: disable=g-import-not-at-top
   case, engine = spec.split(':')
   x = _data(case)
   n_queries = min(_QUERIES.value, len(x))

@@ -1,0 +1,53 @@
+"""Settings and plumbing shared by the CPU-scale comparison launchers.
+
+``compare_pairs``, ``compare_methods`` and ``compare_mined`` train every arm at
+one scale (network, resolution, batch, epochs, seed) and evaluate it the same
+way; this module is that one place.
+"""
+
+import os
+import sys
+
+
+def apply(c, *, arch: str, width: float, image_size: int, batch_size: int,
+          epochs: float, seed: int, eval_datasets: str, eval_train_limit: int,
+          eval_every: float = 0.0):
+  """Sets the shared scale and evaluation of one run's config (in place)."""
+  c.data.image_size = image_size
+  c.model.arch, c.model.width_multiplier = arch, width
+  c.batch_size = batch_size
+  c.total_steps = 0
+  c.epochs = epochs
+  c.seed = seed
+  c.checkpoint_every_steps = 200
+  c.log_every_steps = 10
+  c.eval.datasets = eval_datasets
+  c.eval.train_limit = eval_train_limit
+  c.eval.test_limit = 0
+  c.eval.every_epochs = eval_every
+  c.eval.probe_max_iter = 1000
+  return c
+
+
+def record_command(workdir: str, trained: bool) -> str:
+  """Writes this invocation's flags to workdir/command.txt after training,
+  and returns the flags of the run that produced the results there."""
+  path = os.path.join(workdir, 'command.txt')
+  if trained:
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, 'w') as f:
+      f.write(' '.join(sys.argv[1:]))
+  with open(path) as f:
+    return f.read().strip()
+
+
+def finish_figure(fig, ax, path: str, ylabel: str, legend=True) -> None:
+  """Grid, legend, tight layout; saves the PNG and closes the figure."""
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  ax.set_ylabel(ylabel)
+  ax.grid(axis='y', alpha=0.3)
+  if legend:
+    ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
