@@ -120,3 +120,21 @@ def test_compare_mined_runs_baselines_gps_and_spps(synthetic_npz, tmp_path):
   text = (out / 'results.md').read_text()
   assert 'SPPS set (δ=' in text and '85.58' in text
   assert (out / 'bars.png').stat().st_size > 5_000
+
+
+def test_compare_temporal_reports_invariance_and_shot_knn(real_data_dir,
+                                                          tmp_path):
+  out = tmp_path / 'out'
+  text = _run(['launch/compare_temporal.py', '--epochs=1', '--batch_size=16',
+               '--arch=resnet_tiny', '--width=1', '--image_size=16',
+               f'--workdir={tmp_path / "runs"}', f'--out={out}'], tmp_path)
+  with open(out / 'results.csv') as f:
+    rows = {r['encoder']: r for r in csv.DictReader(f)}
+  assert set(rows) == {'random init', 'MoCo v2, augmented',
+                       'MoCo v2, temporal', 'MoCo v2, temporal-tracker'}
+  for r in rows.values():
+    assert 0 < float(r['ris@10']) and 0 <= float(r['knn@5']) <= 100
+  # 6 shots, first half of each in train, second half in test.
+  split = tmp_path / 'runs' / 'shots_time_split'
+  assert len(os.listdir(split / 'train')) == len(os.listdir(split / 'test')) == 6
+  assert 'RIS@10' in text

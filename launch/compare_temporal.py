@@ -1,0 +1,180 @@
+r"""python launch/compare_temporal.py --workdir=runs/compare_temporal --out=docs/compare_temporal
+
+Temporal pairs vs plain MoCo v2 on the same video frames (CPU minutes).
+
+Pretraining: every frame of ``--video`` (default ``video_bikes.npz``: 250
+frames, 6 shots) with MoCo v2 and
+
+* ``augmented``: two augmentations of one frame (plain MoCo v2);
+* ``temporal``: frame i and a frame 1–4 away in its shot, each augmented;
+* ``temporal-tracker``: the same, as crops of one region tracked between the
+  two frames (normalised cross-correlation).
+
+Evaluation, on the pooled backbone features of every frame:
+
+* viewpoint invariance: the Top-K Representation Invariance Score
+  (:func:`ssl_pairs.evals.invariance.topk_invariance_score`, K = 10/25) with
+  windows of 5 consecutive frames of one shot as the transformation sets and
+  the shot as the class (real camera and object motion);
+* shot kNN across time: the first half of every shot is the kNN/probe training
+  set and the second half the test set, the class being the shot — a frame
+  must be matched to its shot seen earlier from other viewpoints.
+
+Shots come from the frame-difference detector; they never reach pretraining.
+"random init": the shot kNN of the runs' shared step-0 encoder, the RIS of a
+fresh seeded initialisation of the same network. Writes ``<out>/results.md``
+and ``results.csv``.
+"""
+
+import csv
+import json
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np
+from PIL import Image
+
+from configs import common
+from launch import cpu_scale
+from ssl_pairs import train
+from ssl_pairs.data import priors, sources, video
+from ssl_pairs.evals.invariance import topk_invariance_score, viewpoint_sets
+from ssl_pairs.metrics import format_seconds
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+ARMS = ('augmented', 'temporal', 'temporal-tracker')
+
+_WORKDIR = flags.DEFINE_string('workdir', 'runs/compare_temporal', 'Runs.')
+_OUT = flags.DEFINE_string('out', 'docs/compare_temporal', 'Tables.')
+_VIDEO = flags.DEFINE_string('video', 'video_bikes.npz', 'Video npz.')
+_EPOCHS = flags.DEFINE_float('epochs', 40.0, 'Epochs over the frames.')
+_BATCH = flags.DEFINE_integer('batch_size', 32, 'Pairs per step.')
+_SIZE = flags.DEFINE_integer('image_size', 32, 'Resolution.')
+_ARCH = flags.DEFINE_string('arch', 'resnet18', 'Backbone.')
+_WIDTH = flags.DEFINE_float('width', 0.25, 'Width multiplier.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed.')
+_COLLECT_ONLY = flags.DEFINE_bool('collect_only', False,
+                                  'Only rebuild the tables.')
+
+
+def write_time_split(source, shots, root):
+  """Image folder root/{train,test}/shot<s>/: first / second half of a shot."""
+  for s in np.unique(shots):
+    frames = np.nonzero(shots == s)[0]
+    half = (len(frames) + 1) // 2
+    for split, part in (('train', frames[:half]), ('test', frames[half:])):
+      folder = os.path.join(root, split, f'shot{s}')
+      os.makedirs(folder, exist_ok=True)
+      for i in part:
+        Image.fromarray(source[int(i)]).save(
+            os.path.join(folder, f'{int(i):05d}.png'))
+  return root
+
+
+def invariance(spec, source, shots, config):
+  """RIS@10/25 of an encoder ('random_init' or 'checkpoint:<dir>')."""
+  x = priors.compute_prior(spec, source, config.data.gps, config.model,
+                           config.seed)
+  set_ids, class_ids = viewpoint_sets(shots, window=5)
+  return topk_invariance_score(x, set_ids, class_ids, ks=(10, 25))
+
+
+def run_config(arm, eval_dir):
+  c = common.mined_config('mocov2', 'temporal', 'mocov2_temporal', 'runlocal')
+  c.name = f'compare_temporal-{arm}'
+  c.data.dataset = _VIDEO.value
+  if arm == 'augmented':
+    c.data.pairs = 'augmented'
+    c.data.pair_transform = 'none'
+  c.data.temporal.tracker = arm == 'temporal-tracker'
+  cpu_scale.apply(c, arch=_ARCH.value, width=_WIDTH.value,
+                  image_size=_SIZE.value, batch_size=_BATCH.value,
+                  epochs=_EPOCHS.value, seed=_SEED.value,
+                  eval_datasets=eval_dir, eval_train_limit=0,
+                  eval_every=_EPOCHS.value)
+  c.optim.warmup_epochs = min(1.0, _EPOCHS.value / 4)
+  c.method.queue_size = 8 * _BATCH.value  # 4 steps of keys: 250 frames.
+  c.eval.knn_k = '5,20'
+  c.checkpoint_every_steps = 100
+  return c
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  workdir = os.path.abspath(_WORKDIR.value)
+  t0 = time.time()
+  eval_dir = os.path.join(workdir, 'shots_time_split')
+  if not _COLLECT_ONLY.value:
+    src = sources.load_split(_VIDEO.value, 'train',
+                             sources.resolve_data_dir(''), None)
+    shots = video.shot_ids(src)
+    if not os.path.isdir(eval_dir):
+      write_time_split(src, shots, eval_dir)
+    for i, arm in enumerate(ARMS):
+      if os.path.exists(os.path.join(workdir, arm, 'eval.json')):
+        print(f'[{i + 1}/{len(ARMS)}] {arm}: done, skipped.')
+        continue
+      print(f'[{i + 1}/{len(ARMS)}] === MoCo v2, {arm} pairs ===', flush=True)
+      train.run(run_config(arm, eval_dir), os.path.join(workdir, arm))
+  command = cpu_scale.record_command(workdir, not _COLLECT_ONLY.value)
+  key = os.path.basename(eval_dir)
+  src = sources.load_split(_VIDEO.value, 'train',
+                           sources.resolve_data_dir(''), _SIZE.value)
+  shots = video.shot_ids(src)
+  config = run_config('augmented', eval_dir)
+  rows = []
+  for arm in ARMS:
+    path = os.path.join(workdir, arm, 'eval_curve.jsonl')
+    if not os.path.exists(path):
+      continue
+    with open(path) as f:
+      points = [json.loads(l) for l in f if l.strip()]
+    with open(os.path.join(workdir, arm, 'eval.json')) as f:
+      seconds = json.load(f)['train_seconds']
+    if not rows:
+      rows.append(('random init', points[0]['results'][key], 0.0,
+                   invariance('random_init', src, shots, config)))
+    rows.append((f'MoCo v2, {arm}', points[-1]['results'][key], seconds,
+                 invariance(f'checkpoint:{os.path.join(workdir, arm)}', src,
+                            shots, config)))
+  os.makedirs(_OUT.value, exist_ok=True)
+  with open(os.path.join(_OUT.value, 'results.csv'), 'w', newline='') as f:
+    w = csv.writer(f)
+    w.writerow(['encoder', 'ris@10', 'ris@25', 'knn@5', 'knn@20', 'probe',
+                'train_seconds'])
+    for name, r, s, ris in rows:
+      w.writerow([name, ris[10], ris[25], r['knn@5'], r['knn@20'],
+                  r['probe'], round(s, 1)])
+  lines = [
+      '# Temporal pairs vs plain MoCo v2 on the same frames', '',
+      f'Command: `python launch/compare_temporal.py {command}`', '',
+      f'Pretraining: all frames of {_VIDEO.value}, {_ARCH.value} width '
+      f'{_WIDTH.value:g}, {_SIZE.value} px, batch {_BATCH.value}, '
+      f'{_EPOCHS.value:g} epochs, queue {8 * _BATCH.value}, seed '
+      f'{_SEED.value}. Viewpoint invariance: Top-K RIS (K = 10/25) over '
+      'windows of 5 consecutive frames of a shot, class = shot. Shot kNN '
+      'across time: shot identity of the second half of every shot from the '
+      'first half (kNN k=5/20, probe), top-1 %.', '',
+      '| encoder | RIS@10 | RIS@25 | shot kNN@5 | shot kNN@20 | shot probe | '
+      'train time |', '|---|---|---|---|---|---|---|']
+  for name, r, s, ris in rows:
+    lines.append(f'| {name} | {ris[10]:.2f} | {ris[25]:.2f} | '
+                 f'{r["knn@5"]:.1f} | {r["knn@20"]:.1f} | '
+                 f'{r["probe"]:.1f} | {format_seconds(s) if s else "–"} |')
+  with open(os.path.join(_OUT.value, 'results.md'), 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  print('\n'.join(lines))
+  print(f'Done in {format_seconds(time.time() - t0)}.')
+
+
+if __name__ == '__main__':
+  app.run(main)
