@@ -98,6 +98,8 @@ def cases(tmp):
   one = os.path.join(tmp, 'one_image.npz')
   np.savez(one, images=images[:11], labels=labels[:11])  # Class 1: 1 image.
 
+  short_prior = os.path.join(tmp, 'short_prior.npy')
+  np.save(short_prior, np.zeros((5, 4), np.float32))
   src = sources.load_split(npz, 'train', '', None)
   pair_files = {}
   for name, text in (('missing', '0,1\n0,999\n'), ('duplicate', '0,1\n0,1\n'),
@@ -170,6 +172,19 @@ def cases(tmp):
            'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})),
       ('workdir holding a checkpoint of another config', lambda: _message(
           resumed_with(**{'method.temperature': 0.5}))),
+      ('unknown GPS prior', lambda: _message(smoke(**{
+          'data.pairs': 'gps', 'data.gps.prior': 'imagenet_weights'}))),
+      ('GPS prior npy file with the wrong number of rows', lambda: _message(
+          smoke(**{'data.pairs': 'gps',
+                   'data.gps.prior': f'npy:{short_prior}'}))),
+      ('SPPS with a non-contrastive method (BYOL)', lambda: _message(smoke(**{
+          'data.pairs': 'spps', 'method.name': 'byol'}))),
+      ('temporal pairs with min_gap > max_gap', lambda: _message(smoke(**{
+          'data.pairs': 'temporal', 'data.temporal.min_gap': 5}))),
+      ('temporal shot_starts that are not frame numbers', lambda: _message(
+          smoke(**{'data.pairs': 'temporal',
+                   'data.temporal.shot_starts': '0,ten'}))),
+      ('data.load_size=-2', lambda: _message(smoke(**{'data.load_size': -2}))),
   ]
 
 
