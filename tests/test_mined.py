@@ -309,3 +309,18 @@ def test_autoencoder_prior_learns_and_finds_same_class_neighbours():
   again, _ = priors.train_autoencoder(images, epochs=12, latent=16, seed=0,
                                       batch_size=16, progress=False)
   np.testing.assert_array_equal(z, again)  # Seeded.
+
+
+def test_byol_trains_on_gps_pairs_with_weak_augmentation(smoke_config,
+                                                         tmp_path):
+  """GPS pairs feed any method: BYOL with flip-only views (GPS-SSL's case)."""
+  config = load_config('byol_gps', 'smoke,aug=weak')
+  assert config.data.augment.preset == 'weak'
+  config.data.dataset = smoke_config.data.dataset
+  config.eval.datasets = smoke_config.eval.datasets
+  config.eval.train_limit = config.eval.test_limit = 0
+  config.eval.probe = False
+  report = train.run(config, str(tmp_path / 'byol_gps'))
+  assert np.isfinite(report['results']['synthetic.npz']['knn@20'])
+  with open(tmp_path / 'byol_gps' / 'pair_stats.json') as f:
+    assert 0 <= json.load(f)['pair_precision'] <= 1
