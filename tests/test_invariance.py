@@ -86,3 +86,107 @@ def test_viewpoint_sets_are_windows_inside_shots():
   set_ids, class_ids = viewpoint_sets(shots, window=3)
   np.testing.assert_array_equal(set_ids, [0, 0, 0, 1, 1, 1, 2, 3, 3, 3, 4, 4])
   np.testing.assert_array_equal(class_ids, shots)
+
+
+# ------------------------------------------------------ transformation sets
+
+
+def _boxed_source(size=64):
+  from conftest import synthetic_images
+  from ssl_pairs.data.sources import ImageSource
+  images, labels = synthetic_images(size=size)
+  boxes = np.tile(np.array([[8, 16, 39, 47]]), (len(images), 1))  # 32 × 32.
+  return ImageSource(name='synthetic', split='train', labels=labels,
+                     class_names=[str(c) for c in range(8)], image_size=size,
+                     images=images, boxes=boxes)
+
+
+def test_occlusion_covers_growing_fractions_of_the_box():
+  from ssl_pairs.evals import transform_sets
+  src = _boxed_source()
+  images, set_ids, class_ids = transform_sets.occlusion_sets(
+      src, n=6, fractions=(0.0, 0.25, 0.5))
+  assert images.shape == (18, 64, 64, 3)
+  np.testing.assert_array_equal(set_ids, np.repeat(np.arange(6), 3))
+  for s in range(6):
+    clean, quarter, half = images[3 * s:3 * s + 3]
+    np.testing.assert_array_equal(clean, src[_picked(src, 6)[s]])
+    assert class_ids[3 * s] == src.labels[_picked(src, 6)[s]]
+    for img, f in ((quarter, 0.25), (half, 0.5)):
+      changed = np.any(img != clean, axis=-1)
+      ys, xs = np.nonzero(changed)
+      assert ys.min() >= 16 and ys.max() <= 47 and xs.min() >= 8 and xs.max() <= 39
+      grey = np.all(img == 128, axis=-1)
+      assert abs(grey.sum() / (32 * 32) - f) < 0.05
+
+
+def _picked(src, n):
+  from ssl_pairs.evals import transform_sets
+  return transform_sets._pick(src, n, 0)  # pylint: disable=protected-access
+
+
+def test_background_keeps_the_object_and_takes_other_classes_surroundings():
+  from ssl_pairs.evals import transform_sets
+  src = _boxed_source()
+  images, set_ids, _ = transform_sets.background_sets(src, n=4, backgrounds=3)
+  assert images.shape[0] == 16 and set_ids.max() == 3
+  for s, i in enumerate(_picked(src, 4)):
+    group = images[4 * s:4 * s + 4]
+    for img in group[1:]:
+      np.testing.assert_array_equal(img[16:48, 8:40], src[i][16:48, 8:40])
+      outside = img.copy()
+      outside[16:48, 8:40] = 0
+      reference = src[i].copy()
+      reference[16:48, 8:40] = 0
+      assert not np.array_equal(outside, reference)
+
+
+def test_illumination_sets_apply_casts_and_directional_ramps():
+  from ssl_pairs.evals import transform_sets
+  src = _boxed_source(size=32)
+  images, set_ids, _ = transform_sets.illumination_colour_sets(src, n=3)
+  k = len(transform_sets.COLOUR_CASTS)
+  assert images.shape[0] == 3 * k
+  base = images[0].astype(float)
+  np.testing.assert_array_equal(images[0], src[_picked(src, 3)[0]])
+  warm = images[1].astype(float)  # Gains (1.25, 1, 0.75).
+  assert warm[..., 0].mean() > base[..., 0].mean()
+  assert warm[..., 2].mean() < base[..., 2].mean()
+  images, _, _ = transform_sets.illumination_direction_sets(
+      src, n=2, directions=4, strength=0.6)
+  right, left = images[0].astype(float), images[2].astype(float)  # 0 and 180°.
+  assert right[:, -8:].mean() > right[:, :8].mean()
+  assert left[:, :8].mean() > left[:, -8:].mean()
+
+
+def test_instance_sets_hold_different_images_of_one_class():
+  from ssl_pairs.evals import transform_sets
+  src = _boxed_source(size=16)
+  images, set_ids, class_ids = transform_sets.instance_sets(
+      src, sets_per_class=2, per_set=5)
+  assert len(np.unique(set_ids)) == 16  # 8 classes × 2 sets.
+  for s in np.unique(set_ids):
+    members = images[set_ids == s]
+    assert len({m.tobytes() for m in members}) == 5
+    assert len(set(class_ids[set_ids == s])) == 1
+
+
+def test_invariance_report_of_a_checkpoint(smoke_config, real_data_dir,
+                                           tmp_path):
+  """Every builder on real Tiny-ImageNet (boxes) and the bikes video."""
+  from ssl_pairs import train
+  from ssl_pairs.evals import invariance_report
+  config = smoke_config.copy_and_resolve_references()
+  config.eval.probe = False
+  workdir = str(tmp_path / 'run')
+  train.run(config, workdir)
+  results = invariance_report.report(workdir, 'tiny_imagenet', 6,
+                                     [f'{real_data_dir}/video_bikes.npz'])
+  assert set(results) == {'occlusion', 'background', 'illumination_colour',
+                          'illumination_direction', 'instance', 'viewpoint'}
+  for name, r in results.items():
+    assert 0 < r[10] and 0 < r[25], name
+  assert results['occlusion']['sets'] == 6
+  # Shots of 30, 46, 61, 50, 55, 8 frames in windows of 5: 6+10+13+10+11+2.
+  assert results['viewpoint']['sets'] == 52
+  assert '| viewpoint |' in invariance_report.markdown(results)

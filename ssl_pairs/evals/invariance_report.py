@@ -1,0 +1,109 @@
+r"""python -m ssl_pairs.evals.invariance_report --restore=runs/simclr_sp
+
+Top-K Representation Invariance Scores (K = 10, 25) of a checkpoint's encoder
+for every transformation-set builder: occlusion, background, illumination
+colour and direction, instance (Tiny-ImageNet train, with its boxes) and
+viewpoint (windows of consecutive frames of the videos' shots). Sets are
+built at the checkpoint's resolution; features are the pooled backbone output
+extracted under jit. Writes ``<restore>/invariance.json`` and prints a table.
+"""
+
+import json
+import os
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from ssl_pairs.data import sources, video
+from ssl_pairs.evals import transform_sets
+from ssl_pairs.evals.invariance import topk_invariance_score, viewpoint_sets
+
+_RESTORE = flags.DEFINE_string('restore', None, 'Workdir of the checkpoint.')
+_DATASET = flags.DEFINE_string('dataset', 'tiny_imagenet',
+                               'Images (with boxes) for the image sets.')
+_N = flags.DEFINE_integer('n', 200, 'Objects (sets) per image builder.')
+_VIDEOS = flags.DEFINE_list(
+    'videos', ['video_bikes.npz', 'video_carphone_pristine.npz'],
+    'Video npz files for viewpoint sets ([] to skip).')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the set builders.')
+
+
+class _Images:
+  def __init__(self, x):
+    self.x = x
+
+  def __len__(self):
+    return len(self.x)
+
+  def gather(self, idx):
+    return self.x[idx]
+
+
+def encoder_features(restore: str):
+  """(fn(images uint8 [M, S, S, 3]) → features [M, D], resolution)."""
+  from ssl_pairs import sharding  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.checkpoint import restore_encoder  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.evals.features import extract_features, make_feature_fn  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.evals.run import _as_config  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.models import get_backbone  # pylint: disable=g-import-not-at-top
+  saved, _, variables, _ = restore_encoder(restore)
+  backbone, _ = get_backbone(_as_config(saved['model']))
+  mesh = sharding.make_mesh()
+  fn = make_feature_fn(backbone, mesh)
+  size = saved['data']['image_size']
+  return (lambda images: extract_features(fn, variables, _Images(images), 256,
+                                          mesh)), size
+
+
+def report(restore: str, dataset: str, n: int, videos, seed: int = 0):
+  """{invariance: {10: score, 25: score, 'sets': count}}."""
+  features_of, size = encoder_features(restore)
+  data_dir = sources.resolve_data_dir('')
+  source = sources.load_split(dataset, 'train', data_dir, size)
+  results = {}
+  for name, builder in transform_sets.BUILDERS.items():
+    if name in ('occlusion', 'background') and source.boxes is None:
+      continue
+    if name == 'instance':
+      images, set_ids, class_ids = builder(source, seed=seed)
+    else:
+      images, set_ids, class_ids = builder(source, n=n, seed=seed)
+    scores = topk_invariance_score(features_of(images), set_ids, class_ids)
+    results[name] = {**scores, 'sets': int(len(np.unique(set_ids)))}
+  if videos:
+    frames, shots, offset = [], [], 0
+    for path in videos:
+      clip = sources.load_split(path, 'train', data_dir, size)
+      ids = video.shot_ids(clip)
+      frames.append(clip.gather(np.arange(len(clip))))
+      shots.append(ids + offset)
+      offset += ids.max() + 1
+    shots = np.concatenate(shots)
+    set_ids, class_ids = viewpoint_sets(shots, window=5)
+    scores = topk_invariance_score(features_of(np.concatenate(frames)),
+                                   set_ids, class_ids)
+    results['viewpoint'] = {**scores, 'sets': int(len(np.unique(set_ids)))}
+  return results
+
+
+def markdown(results) -> str:
+  lines = ['| invariance | RIS@10 | RIS@25 | sets |', '|---|---|---|---|']
+  for name, r in results.items():
+    lines.append(f'| {name} | {r[10]:.2f} | {r[25]:.2f} | {r["sets"]} |')
+  return '\n'.join(lines)
+
+
+def main(argv):
+  del argv
+  results = report(_RESTORE.value, _DATASET.value, _N.value, _VIDEOS.value,
+                   _SEED.value)
+  with open(os.path.join(_RESTORE.value, 'invariance.json'), 'w') as f:
+    json.dump({k: {str(kk): vv for kk, vv in v.items()}
+               for k, v in results.items()}, f, indent=1)
+  print(markdown(results))
+
+
+if __name__ == '__main__':
+  flags.mark_flag_as_required('restore')
+  app.run(main)
