@@ -76,8 +76,9 @@ _BN_PER_VIEW = flags.DEFINE_bool(
     'bn_per_view', False,
     'One encoder pass per view (own BatchNorm statistics), as lightly does.')
 _LOAD_SIZE = flags.DEFINE_integer(
-    'load_size', 0, 'data.load_size: 0 = resize to --image_size before '
-    'cropping views, -1 = crop views from the stored images.')
+    'load_size', -1, 'data.load_size: -1 = cut the views from the stored '
+    '(64-px) images, as torchvision/lightly do (+2.4 PS / +1.0 PA probe '
+    'points, BENCHMARKS.md); 0 = resize to --image_size first.')
 _ARMS = flags.DEFINE_list('arms', 'semantic,augmented',
                           'Which arms to train (others are only collected).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Training seed (same for both runs).')
@@ -273,6 +274,8 @@ def main(argv):
     return
   argv = cpu_scale.record_command(workdir, not _COLLECT_ONLY.value)
   rows, facts = collect(workdir)
+  views_from = ('the stored images' if _LOAD_SIZE.value == -1 else
+                f'{_LOAD_SIZE.value or _SIZE.value}-px images')
   settings = {
       'argv': argv,
       'text': (f'{_DATASET.value} train, {summary["semantic"]["pairs"]} pairs '
@@ -284,7 +287,7 @@ def main(argv):
                f'{_JITTER.value:g}, warm-up {warmup_epochs():g} '
                f'epochs, projection hidden width {_PROJ_HIDDEN.value}, '
                f'BatchNorm {"per view" if _BN_PER_VIEW.value else "over both views"}, '
-               f'views cut from {"stored" if _LOAD_SIZE.value == -1 else (_LOAD_SIZE.value or _SIZE.value)}-px images, '
+               f'views cut from {views_from}, '
                f'seed {_SEED.value}; '
                f'evaluation on {_EVAL_DATASETS.value} '
                '(kNN k=20/200 τ 0.07; L-BFGS softmax probe, λ chosen on 10 % '
