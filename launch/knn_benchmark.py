@@ -58,11 +58,12 @@ def run_one(spec):
   n_queries = min(_QUERIES.value, len(x))
   queries = x[:n_queries]
   base_rss = _peak_rss_mib()
-  if engine == 'ssl_pairs':
+  if engine == 'ssl_pairs':  # The blocked jax search (not the faiss path).
     from ssl_pairs import neighbours  # pylint: disable=g-import-not-at-top
-    neighbours.nearest_neighbours(queries[:1024], _K.value, keys=x[:8192])
+    neighbours.nearest_neighbours(queries[:1024], _K.value, keys=x[:8192],
+                                  backend='jax')
     t0 = time.time()
-    neighbours.nearest_neighbours(queries, _K.value, keys=x)
+    neighbours.nearest_neighbours(queries, _K.value, keys=x, backend='jax')
     seconds = time.time() - t0
   else:
     import faiss  # pylint: disable=g-import-not-at-top
