@@ -19,14 +19,21 @@ from ssl_pairs.data import sources, video
 from ssl_pairs.evals import transform_sets
 from ssl_pairs.evals.invariance import topk_invariance_score, viewpoint_sets
 
-_RESTORE = flags.DEFINE_string('restore', None, 'Workdir of the checkpoint.')
-_DATASET = flags.DEFINE_string('dataset', 'tiny_imagenet',
-                               'Images (with boxes) for the image sets.')
-_N = flags.DEFINE_integer('n', 200, 'Objects (sets) per image builder.')
-_VIDEOS = flags.DEFINE_list(
-    'videos', ['video_bikes.npz', 'video_carphone_pristine.npz'],
-    'Video npz files for viewpoint sets ([] to skip).')
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the set builders.')
+FLAGS = flags.FLAGS
+
+
+def _define_flags():
+  """Only when run as a program: importing this module defines no flags, so
+  it cannot clash with another program's flags of the same names."""
+  flags.DEFINE_string('restore', None, 'Workdir of the checkpoint.')
+  flags.DEFINE_string('dataset', 'tiny_imagenet',
+                      'Images (with boxes) for the image sets.')
+  flags.DEFINE_integer('n', 200, 'Objects (sets) per image builder.')
+  flags.DEFINE_list('videos', ['video_bikes.npz',
+                               'video_carphone_pristine.npz'],
+                    'Video npz files for viewpoint sets ([] to skip).')
+  flags.DEFINE_integer('seed', 0, 'Seed of the set builders.')
+  flags.mark_flag_as_required('restore')
 
 
 class _Images:
@@ -96,14 +103,14 @@ def markdown(results) -> str:
 
 def main(argv):
   del argv
-  results = report(_RESTORE.value, _DATASET.value, _N.value, _VIDEOS.value,
-                   _SEED.value)
-  with open(os.path.join(_RESTORE.value, 'invariance.json'), 'w') as f:
+  results = report(FLAGS.restore, FLAGS.dataset, FLAGS.n, FLAGS.videos,
+                   FLAGS.seed)
+  with open(os.path.join(FLAGS.restore, 'invariance.json'), 'w') as f:
     json.dump({k: {str(kk): vv for kk, vv in v.items()}
                for k, v in results.items()}, f, indent=1)
   print(markdown(results))
 
 
 if __name__ == '__main__':
-  flags.mark_flag_as_required('restore')
+  _define_flags()
   app.run(main)
