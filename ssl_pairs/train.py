@@ -202,6 +202,7 @@ class NeighbourRefresh:
   def __init__(self, config, source, pair_set, workdir, mesh):
     self.config, self.source, self.pairs = config, source, pair_set
     self.workdir, self.mesh = workdir, mesh
+    self._features = self._images = None
     for g in range(1, 1 << 20):
       path = self._path(g)
       if not os.path.exists(path):
@@ -224,10 +225,12 @@ class NeighbourRefresh:
     from ssl_pairs.data import priors  # pylint: disable=g-import-not-at-top
     from ssl_pairs.models import get_backbone  # pylint: disable=g-import-not-at-top
     t0 = time.time()
-    backbone, _ = get_backbone(self.config.model)
-    features = priors._encoder_features(  # pylint: disable=protected-access
-        backbone, encoder_variables(state),
-        priors._all_images(self.source, self.config.data.image_size))  # pylint: disable=protected-access
+    if self._features is None:  # Built once, reused by every refresh.
+      self._features = priors.encoder_features_fn(
+          get_backbone(self.config.model)[0])
+      self._images = priors._all_images(  # pylint: disable=protected-access
+          self.source, self.config.data.image_size)
+    features = self._features(encoder_variables(state), self._images)
     gps = self.config.data.gps
     table, _ = nn_lib.nearest_neighbours(features, gps.k, gps.metric,
                                          include_self=gps.include_self)

@@ -62,23 +62,29 @@ def pca(x: np.ndarray, dim: int, seed: int = 0) -> np.ndarray:
   return x @ vt[:dim].T
 
 
-def _encoder_features(backbone, variables, images, batch_size=256):
+class _Images:
+  """The minimal source ``extract_features`` reads: an in-memory array."""
+
+  def __init__(self, x):
+    self.x = x
+
+  def __len__(self):
+    return len(self.x)
+
+  def gather(self, idx):
+    return self.x[idx]
+
+
+def encoder_features_fn(backbone, batch_size: int = 256):
+  """fn(variables, uint8 images [M, S, S, 3]) → float32 pooled features
+  [M, D], extracted in batches under jit on all devices; the feature step is
+  built once, so repeated calls (refreshes, several set builders) reuse it."""
   from ssl_pairs import sharding  # pylint: disable=g-import-not-at-top
   from ssl_pairs.evals.features import extract_features, make_feature_fn  # pylint: disable=g-import-not-at-top
-
-  class _Images:  # The minimal source extract_features reads.
-    def __init__(self, x):
-      self.x = x
-
-    def __len__(self):
-      return len(self.x)
-
-    def gather(self, idx):
-      return self.x[idx]
-
   mesh = sharding.make_mesh()
   fn = make_feature_fn(backbone, mesh)
-  return extract_features(fn, variables, _Images(images), batch_size, mesh)
+  return lambda variables, images: extract_features(
+      fn, variables, _Images(images), batch_size, mesh)
 
 
 class ConvAutoencoder(nn.Module):
@@ -184,7 +190,7 @@ def compute_prior(spec: str, source, gps_config, model_config,
         np.float32), train=False)
     variables = {'params': variables['params'],
                  'batch_stats': variables.get('batch_stats', {})}
-    return _encoder_features(backbone, variables, images)
+    return encoder_features_fn(backbone)(variables, images)
   if spec.startswith('checkpoint:'):
     from ssl_pairs.checkpoint import restore_encoder  # pylint: disable=g-import-not-at-top
     from ssl_pairs.evals.run import _as_config  # pylint: disable=g-import-not-at-top
@@ -192,7 +198,7 @@ def compute_prior(spec: str, source, gps_config, model_config,
     saved, _, variables, _ = restore_encoder(spec[len('checkpoint:'):])
     backbone, _ = get_backbone(_as_config(saved['model']))
     images = _all_images(source, saved['data']['image_size'])
-    return _encoder_features(backbone, variables, images)
+    return encoder_features_fn(backbone)(variables, images)
   raise UserError(f'Unknown data.gps.prior {spec!r}; choose one of: '
                   f'{", ".join(PRIORS)}.')
 

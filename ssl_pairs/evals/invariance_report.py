@@ -36,31 +36,17 @@ def _define_flags():
   flags.mark_flag_as_required('restore')
 
 
-class _Images:
-  def __init__(self, x):
-    self.x = x
-
-  def __len__(self):
-    return len(self.x)
-
-  def gather(self, idx):
-    return self.x[idx]
-
-
 def encoder_features(restore: str):
   """(fn(images uint8 [M, S, S, 3]) → features [M, D], resolution)."""
-  from ssl_pairs import sharding  # pylint: disable=g-import-not-at-top
   from ssl_pairs.checkpoint import restore_encoder  # pylint: disable=g-import-not-at-top
-  from ssl_pairs.evals.features import extract_features, make_feature_fn  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.data import priors  # pylint: disable=g-import-not-at-top
   from ssl_pairs.evals.run import _as_config  # pylint: disable=g-import-not-at-top
   from ssl_pairs.models import get_backbone  # pylint: disable=g-import-not-at-top
   saved, _, variables, _ = restore_encoder(restore)
-  backbone, _ = get_backbone(_as_config(saved['model']))
-  mesh = sharding.make_mesh()
-  fn = make_feature_fn(backbone, mesh)
-  size = saved['data']['image_size']
-  return (lambda images: extract_features(fn, variables, _Images(images), 256,
-                                          mesh)), size
+  extract = priors.encoder_features_fn(
+      get_backbone(_as_config(saved['model']))[0])
+  return (lambda images: extract(variables, images)), saved['data'][
+      'image_size']
 
 
 def report(restore: str, dataset: str, n: int, videos, seed: int = 0):
