@@ -77,8 +77,8 @@ _BN_PER_VIEW = flags.DEFINE_bool(
     'One encoder pass per view (own BatchNorm statistics), as lightly does.')
 _LOAD_SIZE = flags.DEFINE_integer(
     'load_size', -1, 'data.load_size: -1 = cut the views from the stored '
-    '(64-px) images, as torchvision/lightly do (+2.4 PS / +1.0 PA probe '
-    'points, BENCHMARKS.md); 0 = resize to --image_size first.')
+    '(64-px) images, as torchvision/lightly do; 0 = resize to --image_size '
+    'first (see BENCHMARKS.md for both).')
 _ARMS = flags.DEFINE_list('arms', 'semantic,augmented',
                           'Which arms to train (others are only collected).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Training seed (same for both runs).')
