@@ -91,15 +91,19 @@ def planned_runs():
   return out
 
 
-def _median_nn_similarity(workdir_prior, config):
-  """δ for SPPS: median cosine similarity of each image's nearest neighbour."""
+def _median_nn_similarity(workdir_prior, config, run_dir):
+  """δ for SPPS: median cosine similarity of each image's nearest neighbour.
+
+  The prior embedding is cached in the SPPS run's workdir, where the run
+  itself then reads it instead of extracting the features a second time."""
   from ssl_pairs import neighbours  # pylint: disable=g-import-not-at-top
   from ssl_pairs.data import priors, sources  # pylint: disable=g-import-not-at-top
   src = sources.load_split(config.data.dataset, 'train',
                            sources.resolve_data_dir(''),
                            config.data.image_size)
-  x = priors.compute_prior(f'checkpoint:{workdir_prior}', src,
-                           config.data.spps, config.model, 0)
+  x = priors.cached_prior(f'checkpoint:{workdir_prior}', src,
+                          config.data.spps, config.model,
+                          config.data.pair_seed, run_dir)
   _, sims = neighbours.nearest_neighbours(x, 1, 'cosine')
   return float(np.median(sims[:, 0]))
 
@@ -127,7 +131,8 @@ def run_config(name, method, kind, prior, workdir):
                         else prior)
   if kind == 'spps':
     c.data.spps.prior = f'checkpoint:{anchor_run}'
-    c.data.spps.threshold = round(_median_nn_similarity(anchor_run, c), 4)
+    c.data.spps.threshold = round(_median_nn_similarity(
+        anchor_run, c, os.path.join(workdir, name)), 4)
   return c
 
 

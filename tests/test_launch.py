@@ -119,6 +119,9 @@ def test_compare_mined_runs_baselines_gps_and_spps(synthetic_npz, tmp_path):
   assert 0 <= float(precision['simclr-gps-checkpoint']) <= 1
   text = (out / 'results.md').read_text()
   assert 'SPPS set (δ=' in text and '85.58' in text
+  # δ's prior embedding is the one the SPPS run read: extracted once.
+  spps_dir = tmp_path / 'runs' / 'simclr-spps'
+  assert len([f for f in os.listdir(spps_dir) if f.startswith('prior_')]) == 1
   assert (out / 'bars.png').stat().st_size > 5_000
 
 
