@@ -89,6 +89,9 @@ def data_config(pairs: str) -> ml_collections.ConfigDict:
       # pairs a region of frame i with the region tracked into frame i+gap.
       temporal=dict(min_gap=1, max_gap=4, shot_starts='', cut_threshold=3.0,
                     tracker=False, region_fraction=0.5, search_radius=8),
+      # Where views are made: host (numpy/PIL in the grain workers) or
+      # device (jnp ops inside the jitted step; the host only gathers uint8).
+      augment_on='host',
       num_workers=2,            # grain threads producing batches.
       prefetch=4,               # batches buffered ahead by grain.
       augment=dict(

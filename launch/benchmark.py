@@ -1,9 +1,13 @@
 r"""python launch/benchmark.py --append
 
-Throughput of the SimCLR train step and of the input pipeline, measured
+Throughput of a method's train step and of the input pipeline, measured
 separately and end to end, side by side in one run.
 
-For each setting (arch, width, resolution, batch):
+For each method (``--methods``, default SimCLR), setting (arch, width — the
+patch size for a ViT —, resolution, batch; ``--preset=gpu`` gives the issue's
+three: ResNet-18 32 px b512, ResNet-50 64 px b256, ViT-S/8 64 px b256) and
+place of augmentation (``--augment_on=host,device``: views made by the grain
+workers, or inside the jitted step from the uint8 images the host gathers):
 
 * **pipeline** — the grain pipeline alone (Tiny-ImageNet semantic pairs, the
   strong augmentation, ``data.num_workers`` threads) producing uint8 batches on
@@ -13,7 +17,13 @@ For each setting (arch, width, resolution, batch):
   per step (XLA cost analysis) and achieved FLOP/s;
 * **end to end** — the step fed by the pipeline through the device iterator,
   as in training: median step time and pairs/s;
-* **ratio** — pipeline pairs/s ÷ step pairs/s (≥ 1 means the step never waits).
+* **ratio** — pipeline pairs/s ÷ step pairs/s (≥ 1 means the step never waits);
+* **% of peak** — achieved FLOP/s over the device's dense bf16 peak, on GPUs
+  whose peak is known (H100, H200, A100).
+
+With device augmentation the step includes making the views, and the
+pipeline only gathers images: the two rows of a setting compare where the
+augmentation work is done.
 
 Prints a markdown table; ``--append`` adds it with the machine description to
 BENCHMARKS.md. One pair = two views.
@@ -35,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax
 
-from configs import simclr_sp
+import importlib
 from ssl_pairs import optim
 from ssl_pairs import sharding
 from ssl_pairs.data import pairs as pairs_lib
@@ -46,9 +56,22 @@ from ssl_pairs.step import make_train_step
 from ssl_pairs.train import create_state
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
+PRESETS = {
+    'cpu': ['resnet18:0.25:32:128', 'resnet18:0.25:64:128'],
+    'gpu': ['resnet18:1:32:512', 'resnet50:1:64:256', 'vit_small:8:64:256'],
+}
+# Dense bf16 peak FLOP/s by device kind (vendor data sheets, SXM parts).
+PEAK_BF16 = {'H100': 989e12, 'H200': 989e12, 'A100': 312e12}
+
 _SETTINGS = flags.DEFINE_list(
-    'settings', ['resnet18:0.25:32:128', 'resnet18:0.25:64:128'],
-    'arch:width:image_size:batch entries.')
+    'settings', [], 'arch:width:image_size:batch entries (for a ViT the '
+    'width field is the patch size); empty: --preset\'s.')
+_PRESET = flags.DEFINE_enum('preset', 'cpu', list(PRESETS),
+                            'Settings when --settings is empty.')
+_METHODS = flags.DEFINE_list('methods', ['simclr'],
+                             'Methods (configs/<method>_sp.py).')
+_AUGMENT_ON = flags.DEFINE_list('augment_on', ['host', 'device'],
+                                'Where views are made: host and/or device.')
 _STEPS = flags.DEFINE_integer('steps', 10, 'Timed steps (after 2 warm-up).')
 _PIPELINE_BATCHES = flags.DEFINE_integer('pipeline_batches', 20,
                                          'Batches timed for the pipeline.')
@@ -75,10 +98,23 @@ def machine_description() -> str:
           f'Python {platform.python_version()}')
 
 
-def config_for(arch, width, size, batch):
-  c = simclr_sp.get_config('runlocal')
-  c.model.arch, c.model.width_multiplier = arch, float(width)
+def peak_flops() -> float:
+  kind = jax.devices()[0].device_kind
+  for name, peak in PEAK_BF16.items():
+    if name in kind:
+      return peak * jax.device_count()
+  return float('nan')
+
+
+def config_for(method, arch, width, size, batch, augment_on):
+  c = importlib.import_module(f'configs.{method}_sp').get_config('runlocal')
+  c.model.arch = arch
+  if arch.startswith('vit'):
+    c.model.patch_size = int(width)
+  else:
+    c.model.width_multiplier = float(width)
   c.model.dtype = _DTYPE.value
+  c.data.augment_on = augment_on
   c.data.dataset = _DATASET.value
   c.data.image_size = int(size)
   c.batch_size = int(batch)
@@ -98,9 +134,9 @@ def bench_pipeline(batches, n):
   return n * len(b['index']) / dt
 
 
-def bench_setting(entry):
+def bench_setting(method_name, entry, augment_on):
   arch, width, size, batch = entry.split(':')
-  config = config_for(arch, width, size, batch)
+  config = config_for(method_name, arch, width, size, batch, augment_on)
   mesh = sharding.make_mesh()
   src = sources.load_split(config.data.dataset, 'train',
                            sources.resolve_data_dir(''), config.data.image_size)
@@ -155,32 +191,44 @@ def bench_setting(entry):
     times.append(time.perf_counter() - t)
   e2e_s = statistics.median(times)
   b = config.batch_size
-  return {'setting': f'{arch} w{width} {size}px b{batch}',
+  name = (f'{arch}/{width}' if arch.startswith('vit') else
+          f'{arch} w{width}')
+  return {'setting': f'{method_name} {name} {size}px b{batch} '
+                     f'{augment_on} aug',
           'compile_s': compile_s, 'step_ms': 1e3 * step_s,
           'step_pairs_s': b / step_s, 'pipeline_pairs_s': pipe,
           'e2e_ms': 1e3 * e2e_s, 'e2e_pairs_s': b / e2e_s,
           'gflop_step': flops / 1e9, 'gflop_s': flops / step_s / 1e9,
+          'peak_pct': 100 * flops / step_s / peak_flops(),
           'ratio': pipe / (b / step_s)}
 
 
 def table(rows):
   head = ('| setting | compile s | step ms (median) | step pairs/s | '
           'pipeline pairs/s | pipeline ÷ step | end-to-end ms | end-to-end '
-          'pairs/s | GFLOP/step | GFLOP/s |')
-  lines = [head, '|' + '---|' * 10]
+          'pairs/s | GFLOP/step | GFLOP/s | % of bf16 peak |')
+  lines = [head, '|' + '---|' * 11]
   for r in rows:
     lines.append(
         f'| {r["setting"]} | {r["compile_s"]:.1f} | {r["step_ms"]:.0f} | '
         f'{r["step_pairs_s"]:.0f} | {r["pipeline_pairs_s"]:.0f} | '
         f'{r["ratio"]:.1f}× | {r["e2e_ms"]:.0f} | {r["e2e_pairs_s"]:.0f} | '
-        f'{r["gflop_step"]:.1f} | {r["gflop_s"]:.1f} |')
+        f'{r["gflop_step"]:.4g} | {r["gflop_s"]:.4g} | '
+        + ('–' if r['peak_pct'] != r['peak_pct'] else f'{r["peak_pct"]:.1f}')
+        + ' |')
   return '\n'.join(lines)
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  rows = [bench_setting(s) for s in _SETTINGS.value]
+  settings = _SETTINGS.value or PRESETS[_PRESET.value]
+  for where in _AUGMENT_ON.value:
+    if where not in ('host', 'device'):
+      raise app.UsageError(f'--augment_on takes host and/or device, not '
+                           f'{where!r}.')
+  rows = [bench_setting(m, s, where) for m in _METHODS.value
+          for s in settings for where in _AUGMENT_ON.value]
   text = table(rows)
   print(text)
   if _APPEND.value:

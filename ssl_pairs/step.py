@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ssl_pairs.data import device_augment
 from ssl_pairs.data.pipeline import normalize_images
 from ssl_pairs.models import DTYPES
 from ssl_pairs.state import TrainState
@@ -33,12 +34,16 @@ def make_train_step(method, tx: optax.GradientTransformation,
   Returns:
     train_step(state, batch) -> (state, metrics dict of scalars). ``batch``
     holds uint8 views [B, S, S, 3] (normalised here, on the device), 'label'
-    and 'index'.
+    and 'index' — or, with ``data.augment_on='device'``, the raw pair images
+    that :class:`device_augment.DeviceAugmenter` turns into views first.
   """
   dtype = DTYPES[method.config.model.dtype]
+  augmenter = device_augment.maybe_augmenter(method.config)
 
   def train_step(state: TrainState, batch):
     rng = jax.random.fold_in(jax.random.key(seed), state.step)
+    if augmenter is not None:  # Raw pair images → views, here on the device.
+      batch = augmenter(batch)
     inputs = dict(batch)
     for k in VIEW_KEYS + ('local', 'positives'):
       if k in batch:

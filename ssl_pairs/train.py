@@ -116,6 +116,9 @@ def validate_config(config) -> None:
        'negative.'),
       (config.data.num_workers >= 1,
        f'data.num_workers={config.data.num_workers} must be at least 1.'),
+      (config.data.augment_on in ('host', 'device'),
+       f'data.augment_on={config.data.augment_on!r} must be host (views made '
+       'by the grain workers) or device (inside the jitted step).'),
   ]
   if 'temperature' in config.method:
     checks.append((config.method.temperature > 0,

@@ -39,12 +39,23 @@ def test_compare_pairs_writes_tables_curves_and_plot(synthetic_npz, tmp_path):
 def test_benchmark_prints_a_table(synthetic_npz, tmp_path):
   text = _run(['launch/benchmark.py', f'--dataset={synthetic_npz}',
                '--settings=resnet_tiny:1:16:8', '--steps=2',
-               '--pipeline_batches=3'], tmp_path)
-  line = [l for l in text.splitlines() if l.startswith('| resnet_tiny')][0]
-  cells = [c.strip() for c in line.strip('|').split('|')]
-  assert len(cells) == 10
-  assert float(cells[3]) > 0 and float(cells[4]) > 0  # pairs/s
-  assert float(cells[8]) > 0  # GFLOP per step from XLA's cost analysis.
+               '--pipeline_batches=3', '--methods=byol'], tmp_path)
+  rows = {}
+  for line in text.splitlines():
+    if line.startswith('| byol'):
+      cells = [c.strip() for c in line.strip('|').split('|')]
+      rows[cells[0]] = cells
+  assert set(rows) == {f'byol resnet_tiny w1 16px b8 {w} aug'
+                       for w in ('host', 'device')}
+  for cells in rows.values():
+    assert len(cells) == 11
+    assert float(cells[3]) > 0 and float(cells[4]) > 0  # pairs/s
+    assert float(cells[8]) > 0  # GFLOP per step from XLA's cost analysis.
+    assert cells[10] == '–'  # No known peak on a CPU.
+  # Making the views on the device adds their work to the step's FLOPs.
+  host, device = (rows[f'byol resnet_tiny w1 16px b8 {w} aug']
+                  for w in ('host', 'device'))
+  assert float(device[8]) > float(host[8])
 
 
 def test_compare_methods_runs_each_method_on_both_pair_sets(synthetic_npz,

@@ -54,6 +54,42 @@ class PairViews:
   image_size: int
   seed: int
   local: tuple = (0, 0, None)  # (number, size, spec) of multi-crop views.
+  # augment_on=device: records carry the raw images and the views are made
+  # in the train step (:mod:`device_augment`).
+  on_device: bool = False
+
+  def _raw_shape(self):
+    """Shape every raw image must have: that of pair 0's anchor image."""
+    if not hasattr(self, '_shape'):
+      anchor, partner = self.pairs.pair(0, 0)
+      if hasattr(self.pairs, 'pair_images'):
+        image = self.pairs.pair_images(self.source, anchor, partner,
+                                       np.random.default_rng(0))[0]
+      else:
+        image = self.source[anchor]
+      self._shape = image.shape  # pylint: disable=attribute-defined-outside-init
+    return self._shape
+
+  def _raw_record(self, epoch, item, anchor, partner, image_a, image_b):
+    """Device augmentation: the pair's uint8 images and its view seed."""
+    shapes = {image_a.shape, image_b.shape, self._raw_shape()}
+    if len(shapes) > 1:
+      raise UserError(
+          'data.augment_on=device needs images of one size, got '
+          f'{" and ".join(str(s) for s in sorted(shapes))}; set '
+          'data.load_size to a size (0 = image_size) or use '
+          'data.augment_on=host.')
+    record = {'view1': image_a, 'view2': image_b,
+              'aug_seed': np.asarray([epoch, item], np.int32),
+              'same': np.bool_(anchor == partner),
+              'label': np.int32(self.source.labels[anchor]),
+              'index': np.int32(anchor)}
+    if hasattr(self.pairs, 'positive_set'):
+      members, mask = self.pairs.positive_set(anchor)
+      record['positives'] = np.stack([
+          self.source[int(j)] if m else image_a for j, m in zip(members, mask)])
+      record['positive_mask'] = np.asarray(mask, bool)
+    return record
 
   def __call__(self, position: int):
     epoch = position // len(self.pairs)
@@ -65,6 +101,8 @@ class PairViews:
                                                 rng)
     else:
       image_a, image_b = self.source[anchor], self.source[partner]
+    if self.on_device:
+      return self._raw_record(epoch, item, anchor, partner, image_a, image_b)
     if anchor == partner and self.pair_spec is not None:
       image_b = augment.apply_view(image_b, rng, self.pair_spec,
                                    image_b.shape[0])
@@ -114,7 +152,10 @@ def train_batches(source: ImageSource, pairs: PairSet, data_config,
     dimension ``global_batch // process_count``: 'view1', 'view2' (uint8
     [b, S, S, 3]), 'label' and 'index' (int32 [b], the anchor's), with
     multi-crop 'local' (uint8 [b, N, s, s, 3]), and with SPPS 'positives'
-    (uint8 [b, P, S, S, 3]) and 'positive_mask' (bool [b, P]).
+    (uint8 [b, P, S, S, 3]) and 'positive_mask' (bool [b, P]). With
+    ``data_config.augment_on='device'`` the view keys hold the raw images
+    (uint8 [b, H, W, 3], SPPS 'positives' [b, P, H, W, 3]) plus 'aug_seed'
+    (int32 [b, 2]) and 'same' (bool [b]), for :mod:`device_augment`.
   """
   if len(pairs) < global_batch:
     raise UserError(f'The batch size {global_batch} is larger than the '
@@ -131,7 +172,8 @@ def train_batches(source: ImageSource, pairs: PairSet, data_config,
       pair_spec=augment.pair_transform_spec(data_config.pair_transform),
       image_size=data_config.image_size, seed=seed,
       local=augment.local_crop_spec(data_config.augment,
-                                    data_config.image_size))
+                                    data_config.image_size),
+      on_device=data_config.get('augment_on', 'host') == 'device')
 
   def global_position(j):
     step, row = divmod(j, local)
