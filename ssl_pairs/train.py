@@ -156,6 +156,10 @@ def load_pretraining_data(config, workdir: Optional[str] = None):
   data_dir = sources_lib.resolve_data_dir(config.data.data_dir)
   source = sources_lib.load_split(config.data.dataset, config.data.split,
                                   data_dir, load_size(config.data))
+  if config.data.object_crops:
+    source = sources_lib.object_crops(source)
+    metrics_lib.say(f'Pretraining on object crops: {len(source)} images cut '
+                    'to their boxes.')
   pair_set = pairs_lib.build_pair_set(config.data, source, config.model,
                                       workdir)
   # Diagnostics only: labels are read here, never by the pairs or the step.

@@ -152,3 +152,75 @@ def test_compare_temporal_reports_invariance_and_shot_knn(real_data_dir,
   split = tmp_path / 'runs' / 'shots_time_split'
   assert len(os.listdir(split / 'train')) == len(os.listdir(split / 'test')) == 6
   assert 'RIS@10' in text
+
+
+def _tiny_reproduce(synthetic_npz, tmp_path, *extra):
+  return ['launch/reproduce.py', f'--dataset={synthetic_npz}',
+          '--arch=resnet_tiny', '--width=1', '--image_size=16',
+          '--load_size=0', '--batch_size=8', '--epochs=1',
+          '--images_per_class=6', '--data_scale=3,6',
+          f'--eval_datasets={synthetic_npz}', '--videos=',
+          '--invariance_n=12', f'--workdir={tmp_path / "runs"}',
+          f'--out={tmp_path / "out"}', *extra]
+
+
+def test_reproduce_trains_shared_runs_once_and_writes_tables(synthetic_npz,
+                                                             tmp_path):
+  tables = '--table=main,efficiency,data_scale,crop_scale'
+  plan = _run(_tiny_reproduce(synthetic_npz, tmp_path, tables, '--dry_run'),
+              tmp_path)
+  # main's PS/PA are data_scale's 6-per-class rows and crop_scale's 0.08 row.
+  assert '7 run(s)' in plan and '7 still to train' in plan
+  # 8 classes × 6 pairs, 1 epoch of batch 8: 6 steps; all 80 images: 10.
+  assert 'simclr_semantic_p6' in plan and '      6 steps' in plan
+  assert 'simclr_all' in plan and '     10 steps' in plan
+  text = _run(_tiny_reproduce(synthetic_npz, tmp_path, tables), tmp_path)
+  assert text.count('=== simclr_') == 7
+  out = tmp_path / 'out'
+  for t in ('main', 'efficiency', 'data_scale', 'crop_scale'):
+    assert (out / f'{t}.png').stat().st_size > 5_000, t
+    with open(out / f'{t}.csv') as f:
+      rows = list(csv.DictReader(f))
+    assert len(rows) == {'main': 3, 'efficiency': 3, 'data_scale': 4,
+                         'crop_scale': 3}[t]
+  with open(out / 'main.csv') as f:
+    main_rows = {r['pairs']: r for r in csv.DictReader(f)}
+  assert set(main_rows) == {'semantic', 'augmented', 'all'}
+  for r in main_rows.values():
+    assert 0 <= float(r['synthetic.npz probe']) <= 100
+  assert 'C10 83.60' in main_rows['semantic']['paper']
+  with open(out / 'efficiency.csv') as f:
+    eff = {r['pairs']: r for r in csv.DictReader(f)}
+  assert eff['semantic']['time ÷ semantic'] == '1.00×'
+  assert int(eff['all']['steps']) == 10 and int(eff['semantic']['steps']) == 6
+  with open(out / 'crop_scale.csv') as f:
+    crop = list(csv.DictReader(f))
+  assert [r['min crop scale'] for r in crop] == ['0.08', '0.2', '0.5']
+  for r in crop:  # Invariance scores of each encoder, e.g. instance sets.
+    assert float(r['RIS@25 instance']) > 0
+  # A second invocation trains nothing and rebuilds the same tables.
+  again = _run(_tiny_reproduce(synthetic_npz, tmp_path, tables), tmp_path)
+  assert '=== ' not in again
+
+
+def test_reproduce_paper_scale_plan_and_check_step(synthetic_npz, tmp_path):
+  """--scale=paper keeps the paper's shape (only the data is shrunk here);
+  one full-shape step of each method's config is test_configs' job, so the
+  --check_step path is exercised at tiny size."""
+  args = _tiny_reproduce(synthetic_npz, tmp_path, '--scale=paper',
+                         '--table=main,methods', '--dry_run')
+  args = [a for a in args if not a.startswith(
+      ('--arch', '--width', '--image_size', '--load_size', '--batch_size',
+       '--epochs'))]
+  plan = _run(args, tmp_path)
+  # 200 epochs of 48 pairs at batch 256 → 38 steps (rounded up).
+  assert 'simclr_semantic_p6' in plan and '     38 steps' in plan
+  assert '(resnet50, 64 px, simclr, lars, batch 256)' in plan
+  assert '(resnet50, 64 px, byol, lars, batch 256)' in plan
+  assert '(resnet50, 64 px, dino, ' in plan
+  text = _run(_tiny_reproduce(synthetic_npz, tmp_path, '--table=methods',
+                              '--check_step', '--only=byol_augmented_p6'),
+              tmp_path)
+  lines = [l for l in text.splitlines() if l.startswith('step OK')]
+  assert len(lines) == 1 and 'byol_augmented_p6 (resnet_tiny, 16 px, byol' in (
+      lines[0])

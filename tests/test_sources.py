@@ -1,5 +1,6 @@
 """Image sources: npz, image folders, TFDS, Tiny-ImageNet and CIFAR-10."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -152,3 +153,24 @@ def test_tfrecord_only_tfds_data_says_how_to_convert(tmp_path, monkeypatch):
   monkeypatch.setattr(tfds, 'data_source', tfrecord_only)
   with pytest.raises(UserError, match='--file_format=array_record'):
     sources.load_split('stl10', 'train', str(tmp_path), 32)
+
+
+def test_object_crops_cut_each_image_to_its_box():
+  """A red object inside a blue frame: the crop is the object, resized."""
+  images = np.zeros((2, 32, 32, 3), np.uint8)
+  images[..., 2] = 255
+  images[0, 8:16, 4:20] = (255, 0, 0)      # 16 wide × 8 high at (4, 8).
+  images[1, 16:32, 16:32] = (255, 0, 0)    # Bottom-right quarter.
+  # Boxes are in 64-px units (Tiny-ImageNet's); the images here are 32 px.
+  boxes = np.asarray([[8, 16, 40, 32], [32, 32, 64, 64]])
+  src = sources.ImageSource(name='toy', split='train', labels=np.zeros(2, int),
+                            class_names=['a'], image_size=32, images=images,
+                            boxes=boxes)
+  crops = sources.object_crops(src)
+  assert crops.images.shape == (2, 32, 32, 3) and len(crops) == 2
+  # Square around the box: the wide box's crop keeps blue above and below.
+  red = (crops.images[..., 0] > 200) & (crops.images[..., 2] < 60)
+  assert red[0].mean() == pytest.approx(0.5, abs=0.1)
+  assert red[1].mean() > 0.95
+  with pytest.raises(UserError, match='needs object boxes'):
+    sources.object_crops(dataclasses.replace(src, boxes=None))
