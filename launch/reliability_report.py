@@ -185,6 +185,10 @@ def cases(tmp):
           smoke(**{'data.pairs': 'temporal',
                    'data.temporal.shot_starts': '0,ten'}))),
       ('data.load_size=-2', lambda: _message(smoke(**{'data.load_size': -2}))),
+      ('data.augment_on=gpu (a typo of device)', lambda: _message(
+          smoke(**{'data.augment_on': 'gpu'}))),
+      ('data.object_crops on a dataset without boxes', lambda: _message(
+          smoke(**{'data.object_crops': True}))),
   ]
 
 
