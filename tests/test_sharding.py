@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import REPO
 
@@ -29,6 +30,7 @@ config = load_config('simclr_sp')
 config.data.dataset = NPZ
 config.data.classes = 'all'
 config.data.pairs_per_class = 0
+config.data.augment_on = AUG
 src = sources.load_split(NPZ, 'train', '', config.data.image_size)
 ps = pairs.build_pair_set(config.data, src)
 batch = pipeline.train_batches(src, ps, config.data, 8, 0)[0]
@@ -63,11 +65,15 @@ print('RESULT' + json.dumps(out))
 '''
 
 
-def test_four_devices_match_one_device(synthetic_npz):
+@pytest.mark.parametrize('augment_on', ['host', 'device'])
+def test_four_devices_match_one_device(synthetic_npz, augment_on):
+  """With device augmentation each sample's views come from its own key, so
+  sharding the batch over 4 devices makes the same views and the same step."""
   env = dict(os.environ,
              XLA_FLAGS='--xla_force_host_platform_device_count=4',
              JAX_PLATFORMS='cpu')
-  code = f'REPO = {REPO!r}\nNPZ = {synthetic_npz!r}\n' + SCRIPT
+  code = (f'REPO = {REPO!r}\nNPZ = {synthetic_npz!r}\n'
+          f'AUG = {augment_on!r}\n' + SCRIPT)
   proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
