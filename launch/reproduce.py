@@ -3,8 +3,8 @@ r"""python launch/reproduce.py --table=main --scale=cpu
 Reproduces one of the study's tables: runs what is missing (resumable —
 finished runs are skipped, killed ones resume), then writes
 ``<out>/<table>.md``, ``<table>.csv`` and ``<table>.png`` with the papers'
-numbers (METHODS.md §1) beside ours. ``--dry_run`` only lists the runs and
-their estimated time. See docs/reading_tables.md for how to read each one.
+numbers (METHODS.md §1) beside ours. ``--dry_run`` lists the runs and their
+estimated time (building the pair files it needs to count them). See docs/reading_tables.md for how to read each one.
 
 Tables (every run trains with the same scale and seed; one run can serve
 several tables — e.g. the PS run of ``main`` is the 'full' row of
@@ -146,7 +146,30 @@ def scale() -> Dict:
       s[key] = flag.value
   if _DATA_SCALE.value:
     s['data_scale'] = tuple(int(v) for v in _DATA_SCALE.value)
+  if s['arch'].startswith('vit') and _WIDTH.value == -1:
+    s['width'] = 8  # ViT-S/8, the paper's; --width sets the patch.
   return s
+
+
+def check_workdir(workdir: str, s) -> None:
+  """Refuses a workdir whose runs were trained at another scale or seed
+  (run folders are named by what differs between rows, not by the scale)."""
+  fingerprint = {k: v for k, v in s.items() if k not in (
+      'data_scale', 'step_seconds', 'eval_datasets')}
+  fingerprint = json.loads(json.dumps(dict(fingerprint, seed=_SEED.value)))
+  path = os.path.join(workdir, 'scale.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    if saved != fingerprint:
+      diff = ', '.join(f'{k}: {saved.get(k)} → {v}' for k, v in
+                       fingerprint.items() if saved.get(k) != v)
+      raise UserError(f'{workdir} holds runs trained with other settings '
+                      f'({diff}); give this scale its own --workdir.')
+  else:
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, 'w') as f:
+      json.dump(fingerprint, f, indent=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +197,8 @@ class Run:
     return '_'.join(parts)
 
 
-CROP_ONLY = 'flip,color_jitter,grayscale,blur,solarize'
+# Crop only, for the views and for the augmented partner's pair transform.
+CROP_ONLY = 'flip,rotation,color_jitter,grayscale,blur,solarize'
 
 
 def table_rows(table: str, s) -> List[Tuple[Dict[str, str], Run]]:
@@ -213,7 +237,8 @@ def pair_files(workdir: str, s, images_per_class: int) -> Dict[str, str]:
   """The matched PS/PA pair files for ``images_per_class`` (built once)."""
   from ssl_pairs.data import pairs as pairs_lib  # pylint: disable=g-import-not-at-top
   from ssl_pairs.data import sources  # pylint: disable=g-import-not-at-top
-  out = os.path.join(workdir, 'pairs', f'p{images_per_class}')
+  dataset = os.path.basename(os.path.normpath(s['dataset']))
+  out = os.path.join(workdir, 'pairs', f'{dataset}_p{images_per_class}')
   summary = os.path.join(out, 'summary.json')
   if not os.path.exists(summary):
     source = sources.load_split(s['dataset'], 'train',
@@ -273,18 +298,38 @@ def num_pairs(run: Run, s, workdir: str) -> int:
     return sum(1 for line in f if line.strip()) - 1  # Header.
 
 
+def videos() -> List[str]:
+  """--videos present in the data dir (missing ones skipped with a note)."""
+  from ssl_pairs.data import sources  # pylint: disable=g-import-not-at-top
+  data_dir = sources.resolve_data_dir('')
+  found = []
+  for v in _VIDEOS.value:
+    if os.path.exists(v) or os.path.exists(os.path.join(data_dir, v)):
+      found.append(v)
+    else:
+      print(f'Note: video {v} not found in {data_dir}; viewpoint invariance '
+            'skipped for it.')
+  return found
+
+
 def invariance_of(run_dir: str, s) -> Dict:
-  """Top-K RIS per transformation set, cached in the run's folder."""
+  """Top-K RIS per transformation set, cached in the run's folder (and
+  recomputed when the set builders' settings change)."""
   path = os.path.join(run_dir, 'invariance.json')
+  settings = {'n': _INVARIANCE_N.value, 'videos': videos(),
+              'dataset': s['dataset']}
   if os.path.exists(path):
     with open(path) as f:
-      return json.load(f)
+      cached = json.load(f)
+    if cached.get('settings') == settings:
+      return cached['results']
   from ssl_pairs.evals import invariance_report  # pylint: disable=g-import-not-at-top
-  results = invariance_report.report(run_dir, s['dataset'], _INVARIANCE_N.value,
-                                     _VIDEOS.value, seed=0)
+  results = invariance_report.report(run_dir, s['dataset'], settings['n'],
+                                     settings['videos'], seed=0)
+  results = json.loads(json.dumps(results))  # Keys as read back: '10', '25'.
   with open(path, 'w') as f:
-    json.dump(results, f, indent=1)
-  return json.loads(json.dumps(results))  # Keys as read back: '10', '25'.
+    json.dump({'settings': settings, 'results': results}, f, indent=1)
+  return results
 
 
 def columns(rows) -> List[Tuple[str, str]]:
@@ -397,7 +442,8 @@ def plot(table, rows, label_keys, inv_names, path):
     width = 0.8 / max(1, len(rows))
     for i, r in enumerate(rows):
       ax.bar([j + i * width for j in range(len(inv_names))],
-             [r['invariance'][n]['25'] for n in inv_names], width=width,
+             [r['invariance'].get(n, {}).get('25', math.nan)
+              for n in inv_names], width=width,
              label=names[i])
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(inv_names))],
                   inv_names, rotation=20)
@@ -453,6 +499,7 @@ def main(argv):
                             os.path.join('runs', 'reproduce', _SCALE.value))
   out_dir = _OUT.value or os.path.join('docs', 'reproduce', _SCALE.value)
   tables = list(dict.fromkeys(_TABLE.value))
+  check_workdir(workdir, s)
   plan = {t: table_rows(t, s) for t in tables}
   runs = list({run.name(s): run for rows in plan.values()
                for _, run in rows}.values())  # One run per folder.

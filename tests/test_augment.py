@@ -120,3 +120,11 @@ def test_pair_transform_rotates_and_changes_the_image():
   y = augment.apply_view(x, np.random.default_rng(0), spec, 32)
   assert y.shape == x.shape and not np.array_equal(x, y)
   assert augment.pair_transform_spec('none') is None
+
+
+def test_drop_applies_to_the_pair_transform_too():
+  spec = augment.pair_transform_spec('default', 'flip,color_jitter,rotation')
+  assert spec.crop and spec.crop_scale == (0.3, 1.0)
+  assert spec.flip_prob == spec.jitter_prob == spec.rotation_prob == 0
+  assert augment.pair_transform_spec('default', 'grayscale') == (
+      augment.pair_transform_spec('default'))  # It has no grayscale.

@@ -293,3 +293,20 @@ def test_device_augmented_run_trains_and_compiles_the_step_once(smoke_config,
   rows = read_jsonl(str(tmp_path / 'run' / 'metrics.jsonl'))
   assert [r['step'] for r in rows] == list(range(1, 7))
   assert all(np.isfinite(r['loss']) for r in rows)
+
+
+def test_device_augmented_pairs_of_non_square_images_are_refused():
+  """The partner's pair transform makes a square image (as on the host),
+  which cannot share a batch array with the non-square anchor."""
+  src = sources.ImageSource(
+      name='wide', split='train', labels=np.zeros(8, int), class_names=['a'],
+      image_size=16, loader=lambda i: np.zeros((16, 24, 3), np.uint8))
+  cfg = common.data_config('augmented')
+  cfg.image_size = 16
+  cfg.augment_on = 'device'
+  ps = pairs_lib.build_pair_set(cfg, src)
+  with pytest.raises(UserError, match='square images only'):
+    pipeline.train_batches(src, ps, cfg, 8, 0)[0]  # pylint: disable=expression-not-assigned
+  cfg.pair_transform = 'none'  # Plain two-view: no square partner needed.
+  b = pipeline.train_batches(src, ps, cfg, 8, 0)[0]
+  assert b['view1'].shape == (8, 16, 24, 3)

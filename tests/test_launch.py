@@ -201,6 +201,12 @@ def test_reproduce_trains_shared_runs_once_and_writes_tables(synthetic_npz,
   # A second invocation trains nothing and rebuilds the same tables.
   again = _run(_tiny_reproduce(synthetic_npz, tmp_path, tables), tmp_path)
   assert '=== ' not in again
+  # Another seed in the same workdir would silently reuse seed 0's runs.
+  proc = subprocess.run(
+      [sys.executable, *_tiny_reproduce(synthetic_npz, tmp_path, tables,
+                                        '--seed=1')],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode != 0 and 'seed: 0 → 1' in proc.stderr
 
 
 def test_reproduce_paper_scale_plan_and_check_step(synthetic_npz, tmp_path):
@@ -218,9 +224,9 @@ def test_reproduce_paper_scale_plan_and_check_step(synthetic_npz, tmp_path):
   assert '(resnet50, 64 px, simclr, lars, batch 256)' in plan
   assert '(resnet50, 64 px, byol, lars, batch 256)' in plan
   assert '(resnet50, 64 px, dino, ' in plan
-  text = _run(_tiny_reproduce(synthetic_npz, tmp_path, '--table=methods',
-                              '--check_step', '--only=byol_augmented_p6'),
-              tmp_path)
+  text = _run(_tiny_reproduce(synthetic_npz, tmp_path / 'cpu',
+                              '--table=methods', '--check_step',
+                              '--only=byol_augmented_p6'), tmp_path)
   lines = [l for l in text.splitlines() if l.startswith('step OK')]
   assert len(lines) == 1 and 'byol_augmented_p6 (resnet_tiny, 16 px, byol' in (
       lines[0])

@@ -162,7 +162,7 @@ def test_object_crops_cut_each_image_to_its_box():
   images[0, 8:16, 4:20] = (255, 0, 0)      # 16 wide × 8 high at (4, 8).
   images[1, 16:32, 16:32] = (255, 0, 0)    # Bottom-right quarter.
   # Boxes are in 64-px units (Tiny-ImageNet's); the images here are 32 px.
-  boxes = np.asarray([[8, 16, 40, 32], [32, 32, 64, 64]])
+  boxes = np.asarray([[8, 16, 39, 31], [32, 32, 63, 63]])  # Inclusive.
   src = sources.ImageSource(name='toy', split='train', labels=np.zeros(2, int),
                             class_names=['a'], image_size=32, images=images,
                             boxes=boxes)

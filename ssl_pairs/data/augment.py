@@ -141,12 +141,14 @@ def local_crop_spec(aug_config, image_size: int) -> Tuple[int, int,
   return n, size, spec
 
 
-def pair_transform_spec(name: str) -> Optional[ViewSpec]:
+def pair_transform_spec(name: str, drop: str = '') -> Optional[ViewSpec]:
   """The transform that turns an image into its augmented-pair partner.
 
   'default' is the paper's pair transform (crop, rotation, flip, colour
   jitter); the crop is gentler (scale 0.3–1) and the rotation small (±20°)
-  because the standard view pipeline still runs on top of it.
+  because the standard view pipeline still runs on top of it. ``drop``
+  (``data.augment.drop``) removes transforms here too, so an ablation such
+  as crop-only holds for the partner as well as for the views.
   """
   if name == 'none':
     return None
@@ -154,7 +156,7 @@ def pair_transform_spec(name: str) -> Optional[ViewSpec]:
     raise unknown_name_error('data.pair_transform', name, PAIR_TRANSFORMS)
   return ViewSpec(crop=True, crop_scale=(0.3, 1.0), flip_prob=0.5,
                   rotation_prob=1.0, rotation_degrees=20.0, jitter_prob=0.8,
-                  jitter=(0.4, 0.4, 0.4, 0.1))
+                  jitter=(0.4, 0.4, 0.4, 0.1)).without(parse_drop(drop))
 
 
 def random_resized_crop_box(rng: np.random.Generator, height: int, width: int,

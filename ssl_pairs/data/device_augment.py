@@ -209,9 +209,13 @@ def apply_view(image, key, spec: augment.ViewSpec, size: int):
   return x
 
 
+# Separates the augmentation keys from the step's fold_in(key(seed), step).
+_AUG_TAG = 0x61756721
+
+
 def sample_keys(seed: int, aug_seed):
   """Per-sample keys from the records' (epoch, item) seeds [B, 2]."""
-  base = jax.random.key(seed)
+  base = jax.random.fold_in(jax.random.key(seed), _AUG_TAG)
   return jax.vmap(lambda s: jax.random.fold_in(
       jax.random.fold_in(base, s[0]), s[1]))(aug_seed)
 
@@ -230,7 +234,8 @@ class DeviceAugmenter:
   def __init__(self, data_config, seed: int):
     self.specs = augment.view_specs(data_config.augment,
                                     data_config.image_size)
-    self.pair_spec = augment.pair_transform_spec(data_config.pair_transform)
+    self.pair_spec = augment.pair_transform_spec(
+        data_config.pair_transform, data_config.augment.drop)
     self.local = augment.local_crop_spec(data_config.augment,
                                          data_config.image_size)
     self.size = data_config.image_size
@@ -242,11 +247,11 @@ class DeviceAugmenter:
     keys = sample_keys(self.seed, batch['aug_seed'])
     # Streams: 0 pair transform, 1-2 views, 3 local crops, 4 positives.
     streams = jax.vmap(lambda k: jax.random.split(k, 5))(keys)
-    if self.pair_spec is not None:
+    if self.pair_spec is not None and raw2.shape[1] == raw2.shape[2]:
+      # Non-square images have no self-pairs (the pipeline refuses them).
       moved = jax.vmap(functools.partial(
           apply_view, spec=self.pair_spec, size=raw2.shape[1]))(
               raw2, streams[:, 0])
-      # The host keeps the partner's own size (square images only here).
       raw2 = jnp.where(batch['same'][:, None, None, None], moved,
                        raw2.astype(jnp.float32))
     view = functools.partial(apply_view, size=self.size)

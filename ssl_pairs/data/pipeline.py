@@ -79,6 +79,13 @@ class PairViews:
           f'{" and ".join(str(s) for s in sorted(shapes))}; set '
           'data.load_size to a size (0 = image_size) or use '
           'data.augment_on=host.')
+    if (anchor == partner and self.pair_spec is not None and
+        image_b.shape[0] != image_b.shape[1]):
+      raise UserError(
+          'data.augment_on=device makes augmented pairs from square images '
+          f'only, got {image_b.shape[:2]}; set data.load_size=0 (square '
+          'images of image_size), data.pair_transform=none or '
+          'data.augment_on=host.')
     record = {'view1': image_a, 'view2': image_b,
               'aug_seed': np.asarray([epoch, item], np.int32),
               'same': np.bool_(anchor == partner),
@@ -169,7 +176,8 @@ def train_batches(source: ImageSource, pairs: PairSet, data_config,
   views = PairViews(
       source=source, pairs=pairs, order=order,
       specs=augment.view_specs(data_config.augment, data_config.image_size),
-      pair_spec=augment.pair_transform_spec(data_config.pair_transform),
+      pair_spec=augment.pair_transform_spec(data_config.pair_transform,
+                                            data_config.augment.drop),
       image_size=data_config.image_size, seed=seed,
       local=augment.local_crop_spec(data_config.augment,
                                     data_config.image_size),

@@ -134,7 +134,9 @@ def object_crops(source: ImageSource) -> ImageSource:
                     'tiny_imagenet (train) or set data.object_crops=False.')
   size = source.image_size
   scale = size / 64.0
-  boxes = np.asarray(source.boxes, np.float64) * scale
+  boxes = np.asarray(source.boxes, np.float64)
+  boxes[:, 2:] += 1  # Tiny-ImageNet boxes are inclusive: [0, 0, 63, 63] = all.
+  boxes *= scale
 
   def crop(i):
     x0, y0, x1, y1 = boxes[i]
