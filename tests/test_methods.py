@@ -35,8 +35,9 @@ def fixed_batch(size=16, batch=8, seed=0):
           'index': idx.astype(np.int32)}
 
 
-def setup(name, **method_overrides):
+def setup(name, dtype='float32', **method_overrides):
   config = load_config(CONFIG_OF[name])
+  config.model.dtype = dtype
   config.method.update(method_overrides)
   mesh = sharding.make_mesh(jax.devices()[:1])
   method = get_method(config, RUN)
@@ -347,16 +348,7 @@ def test_bfloat16_compute_matches_float32_and_keeps_float32_state(name):
   batch) agrees with fp32 within bf16 precision, and so do the new params."""
   out = {}
   for dtype in ('float32', 'bfloat16'):
-    config = load_config(CONFIG_OF[name])
-    config.model.dtype = dtype
-    mesh = sharding.make_mesh(jax.devices()[:1])
-    method = get_method(config, RUN)
-    schedule = optim.learning_rate_schedule(config.optim, RUN.total_steps,
-                                            RUN.steps_per_epoch,
-                                            config.batch_size)
-    tx = optim.make_optimizer(config.optim, schedule)
-    state = create_state(method, tx, config, mesh)
-    step = jax.jit(make_train_step(method, tx, schedule, 0))
+    _, _, state, step = setup(name, dtype)
     state, metrics = step(state, fixed_batch())
     for leaf in jax.tree.leaves((state.params, state.opt_state)):
       if jnp.issubdtype(leaf.dtype, jnp.floating):
