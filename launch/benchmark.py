@@ -21,6 +21,13 @@ workers, or inside the jitted step from the uint8 images the host gathers):
 * **% of peak** — achieved FLOP/s over the device's dense bf16 peak, on GPUs
   whose peak is known (H100, H200, A100).
 
+``--compare_torch`` adds a row per SimCLR ResNet setting for the PyTorch
+practice our users know (``launch/torch_reference.py``: the same network,
+projector and NT-Xent in eager PyTorch with SGD, on all CPU threads), timed
+on the same host-augmented batches right after ours: step alone on one batch,
+and end to end fed by the same grain pipeline. Its GFLOP columns reuse XLA's
+count for the same network, so GFLOP/s compares the two directly.
+
 With device augmentation the step includes making the views, and the
 pipeline only gathers images: the two rows of a setting compare where the
 augmentation work is done.
@@ -80,6 +87,11 @@ _DATASET = flags.DEFINE_string('dataset', 'tiny_imagenet', 'Pairs from here.')
 _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'],
                            'Compute dtype.')
 _APPEND = flags.DEFINE_bool('append', False, 'Append to BENCHMARKS.md.')
+_COMPARE_TORCH = flags.DEFINE_bool(
+    'compare_torch', False, 'Also time a plain PyTorch SimCLR step '
+    '(launch/torch_reference.py) on the same network and batches, side by '
+    'side; SimCLR ResNet settings with host augmentation only; skipped with '
+    'a note when torch is not installed.')
 
 
 def machine_description() -> str:
@@ -193,14 +205,38 @@ def bench_setting(method_name, entry, augment_on):
   b = config.batch_size
   name = (f'{arch}/{width}' if arch.startswith('vit') else
           f'{arch} w{width}')
-  return {'setting': f'{method_name} {name} {size}px b{batch} '
-                     f'{augment_on} aug',
-          'compile_s': compile_s, 'step_ms': 1e3 * step_s,
-          'step_pairs_s': b / step_s, 'pipeline_pairs_s': pipe,
-          'e2e_ms': 1e3 * e2e_s, 'e2e_pairs_s': b / e2e_s,
-          'gflop_step': flops / 1e9, 'gflop_s': flops / step_s / 1e9,
-          'peak_pct': 100 * flops / step_s / peak_flops(),
-          'ratio': pipe / (b / step_s)}
+  del it  # Stop feeding our step (its prefetch threads wind down).
+  rows = [{'setting': f'{method_name} {name} {size}px b{batch} '
+                      f'{augment_on} aug',
+           'compile_s': compile_s, 'step_ms': 1e3 * step_s,
+           'step_pairs_s': b / step_s, 'pipeline_pairs_s': pipe,
+           'e2e_ms': 1e3 * e2e_s, 'e2e_pairs_s': b / e2e_s,
+           'gflop_step': flops / 1e9, 'gflop_s': flops / step_s / 1e9,
+           'peak_pct': 100 * flops / step_s / peak_flops(),
+           'ratio': pipe / (b / step_s)}]
+  if (_COMPARE_TORCH.value and augment_on == 'host' and
+      method_name == 'simclr' and not arch.startswith('vit') and
+      torch_available()):
+    del state, compiled  # Free our step's memory before torch's runs.
+    import grain  # pylint: disable=g-import-not-at-top
+    from launch import torch_reference  # pylint: disable=g-import-not-at-top
+    host_iter = iter(batches.to_iter_dataset(grain.ReadOptions(
+        num_threads=_WORKERS.value, prefetch_buffer_size=2 * _WORKERS.value)))
+    t_step, t_e2e = torch_reference.bench(config, host_batch, host_iter,
+                                          _STEPS.value)
+    rows.append({'setting': f'pytorch {torch_reference.version()} {name} '
+                            f'{size}px b{batch} host aug',
+                 'compile_s': float('nan'), 'step_ms': 1e3 * t_step,
+                 'step_pairs_s': b / t_step, 'pipeline_pairs_s': pipe,
+                 'e2e_ms': 1e3 * t_e2e, 'e2e_pairs_s': b / t_e2e,
+                 'gflop_step': flops / 1e9, 'gflop_s': flops / t_step / 1e9,
+                 'peak_pct': float('nan'), 'ratio': pipe / (b / t_step)})
+  return rows
+
+
+def torch_available() -> bool:
+  from launch import torch_reference  # pylint: disable=g-import-not-at-top
+  return torch_reference.available()
 
 
 def table(rows):
@@ -210,7 +246,9 @@ def table(rows):
   lines = [head, '|' + '---|' * 11]
   for r in rows:
     lines.append(
-        f'| {r["setting"]} | {r["compile_s"]:.1f} | {r["step_ms"]:.0f} | '
+        f'| {r["setting"]} | '
+        + ('–' if r['compile_s'] != r['compile_s'] else
+           f'{r["compile_s"]:.1f}') + f' | {r["step_ms"]:.0f} | '
         f'{r["step_pairs_s"]:.0f} | {r["pipeline_pairs_s"]:.0f} | '
         f'{r["ratio"]:.1f}× | {r["e2e_ms"]:.0f} | {r["e2e_pairs_s"]:.0f} | '
         f'{r["gflop_step"]:.4g} | {r["gflop_s"]:.4g} | '
@@ -227,8 +265,17 @@ def main(argv):
     if where not in ('host', 'device'):
       raise app.UsageError(f'--augment_on takes host and/or device, not '
                            f'{where!r}.')
-  rows = [bench_setting(m, s, where) for m in _METHODS.value
-          for s in settings for where in _AUGMENT_ON.value]
+  if _COMPARE_TORCH.value:
+    from launch import torch_reference  # pylint: disable=g-import-not-at-top
+    if not torch_reference.available():
+      print('--compare_torch: torch is not installed, so the PyTorch rows are '
+            'skipped (pip install torch, e.g. the CPU wheel from '
+            'https://download.pytorch.org/whl/cpu).')
+    elif 'host' not in _AUGMENT_ON.value:
+      raise app.UsageError('--compare_torch feeds torch host-augmented '
+                           'batches; add host to --augment_on.')
+  rows = [row for m in _METHODS.value for s in settings
+          for where in _AUGMENT_ON.value for row in bench_setting(m, s, where)]
   text = table(rows)
   print(text)
   if _APPEND.value:

@@ -230,3 +230,25 @@ def test_reproduce_paper_scale_plan_and_check_step(synthetic_npz, tmp_path):
   lines = [l for l in text.splitlines() if l.startswith('step OK')]
   assert len(lines) == 1 and 'byol_augmented_p6 (resnet_tiny, 16 px, byol' in (
       lines[0])
+
+
+def test_benchmark_compares_with_pytorch_on_the_same_batches(synthetic_npz,
+                                                             tmp_path):
+  pytest.importorskip('torch')
+  text = _run(['launch/benchmark.py', f'--dataset={synthetic_npz}',
+               '--settings=resnet18:0.125:16:8', '--steps=2',
+               '--pipeline_batches=3', '--augment_on=host',
+               '--compare_torch'], tmp_path)
+  rows = {}
+  for line in text.splitlines():
+    if line.startswith('| '):
+      cells = [c.strip() for c in line.strip('|').split('|')]
+      rows[cells[0]] = cells
+  ours = rows['simclr resnet18 w0.125 16px b8 host aug']
+  torch_rows = [r for name, r in rows.items() if name.startswith('pytorch ')]
+  assert len(torch_rows) == 1
+  theirs = torch_rows[0]
+  assert theirs[0].endswith('resnet18 w0.125 16px b8 host aug')
+  assert theirs[1] == '–'  # Eager PyTorch compiles nothing.
+  assert float(theirs[3]) > 0 and float(theirs[7]) > 0  # pairs/s
+  assert theirs[8] == ours[8]  # The same network: XLA's FLOP count for both.
