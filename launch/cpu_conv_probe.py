@@ -42,6 +42,8 @@ FLAG_SETS = (
     '--xla_cpu_experimental_ynn_fusion_type=+individual_convolution',
     '--xla_cpu_experimental_ynn_fusion_type=-individual_convolution',
     '--xla_cpu_prefer_vector_width=512',
+    '--xla_cpu_enable_concurrency_optimized_scheduler=false',
+    '--xla_cpu_multi_thread_eigen=false',
 )
 
 _PROBES = flags.DEFINE_list('probe', ['network', 'conv', 'flags'],
