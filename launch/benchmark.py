@@ -61,6 +61,7 @@ from ssl_pairs.data import sources
 from ssl_pairs.methods import get_method
 from ssl_pairs.step import make_train_step
 from ssl_pairs.train import create_state
+from launch import torch_reference  # torch itself is imported only if used.
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 PRESETS = {
@@ -216,10 +217,9 @@ def bench_setting(method_name, entry, augment_on):
            'ratio': pipe / (b / step_s)}]
   if (_COMPARE_TORCH.value and augment_on == 'host' and
       method_name == 'simclr' and not arch.startswith('vit') and
-      torch_available()):
+      torch_reference.available()):
     del state, compiled  # Free our step's memory before torch's runs.
     import grain  # pylint: disable=g-import-not-at-top
-    from launch import torch_reference  # pylint: disable=g-import-not-at-top
     host_iter = iter(batches.to_iter_dataset(grain.ReadOptions(
         num_threads=_WORKERS.value, prefetch_buffer_size=2 * _WORKERS.value)))
     t_step, t_e2e = torch_reference.bench(config, host_batch, host_iter,
@@ -232,11 +232,6 @@ def bench_setting(method_name, entry, augment_on):
                  'gflop_step': flops / 1e9, 'gflop_s': flops / t_step / 1e9,
                  'peak_pct': float('nan'), 'ratio': pipe / (b / t_step)})
   return rows
-
-
-def torch_available() -> bool:
-  from launch import torch_reference  # pylint: disable=g-import-not-at-top
-  return torch_reference.available()
 
 
 def table(rows):
@@ -266,7 +261,6 @@ def main(argv):
       raise app.UsageError(f'--augment_on takes host and/or device, not '
                            f'{where!r}.')
   if _COMPARE_TORCH.value:
-    from launch import torch_reference  # pylint: disable=g-import-not-at-top
     if not torch_reference.available():
       print('--compare_torch: torch is not installed, so the PyTorch rows are '
             'skipped (pip install torch, e.g. the CPU wheel from '
