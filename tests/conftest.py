@@ -17,6 +17,16 @@ os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(
     tempfile.gettempdir(), f'ssl_pairs_test_xla_cache_{os.getuid()}'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
+# The suite is compile-bound (hundreds of small programs, each run a few
+# times), so tests compile with LLVM's optimisations off: the same HLO passes
+# and kernels, ~20 % less CPU for the whole suite and under half the compile
+# time of the ResNet-50 initialisers. Numerics stay IEEE float; every
+# comparison in the suite is between runs with the same flags or has a float
+# tolerance. To test the optimised build, set it yourself:
+# XLA_FLAGS=--xla_backend_optimization_level=2 pytest
+if 'xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
+  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                             ' --xla_backend_optimization_level=0').strip()
 
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position

@@ -28,7 +28,9 @@ def _overrides(npz):
 def test_two_processes_match_one_process(synthetic_npz, tmp_path):
   env = dict(os.environ, JAX_PLATFORMS='cpu',
              SSL_PAIRS_COORDINATOR_PORT=str(portpicker.pick_unused_port()))
-  env.pop('XLA_FLAGS', None)
+  # One CPU device per process: drop any forced device count, keep the rest.
+  env['XLA_FLAGS'] = ' '.join(f for f in env.get('XLA_FLAGS', '').split()
+                              if 'device_count' not in f)
   one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
   proc = subprocess.run([sys.executable, 'main.py', f'--config={CONFIG}',
                          f'--workdir={one}', *_overrides(synthetic_npz)],

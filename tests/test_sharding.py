@@ -70,7 +70,8 @@ def test_four_devices_match_one_device(synthetic_npz, augment_on):
   """With device augmentation each sample's views come from its own key, so
   sharding the batch over 4 devices makes the same views and the same step."""
   env = dict(os.environ,
-             XLA_FLAGS='--xla_force_host_platform_device_count=4',
+             XLA_FLAGS=(os.environ.get('XLA_FLAGS', '') +
+                        ' --xla_force_host_platform_device_count=4').strip(),
              JAX_PLATFORMS='cpu')
   code = (f'REPO = {REPO!r}\nNPZ = {synthetic_npz!r}\n'
           f'AUG = {augment_on!r}\n' + SCRIPT)
