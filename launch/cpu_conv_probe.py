@@ -9,9 +9,10 @@ side with PyTorch"). Three probes, each printing one line per measurement
   and with BatchNorm replaced by the identity; and the same network in
   PyTorch (``launch/torch_reference.py``) when torch is installed;
 * ``conv`` — one 3×3 convolution at four (size, channels) shapes: forward,
-  the input and weight gradients compiled on their own, ``jax.grad`` of the
-  layer as one program (XLA's convolution, im2col + one dot, a sum of nine
-  dots), and PyTorch's NCHW and channels-last kernels;
+  the input and weight gradients compiled on their own, the weight gradient
+  as GEMMs (nine dots, or one im2col dot), ``jax.grad`` of the layer as one
+  program (XLA's convolution, im2col + one dot, a sum of nine dots), and
+  PyTorch's NCHW and channels-last kernels (``--dtype`` sets jax's dtype);
 * ``flags`` — the full SimCLR train step in fresh processes under each
   ``XLA_FLAGS`` setting of ``FLAG_SETS`` (the loss of the first and last step
   is printed too: identical losses mean the flag did not change the kernels).
@@ -53,7 +54,8 @@ _BATCH = flags.DEFINE_integer('batch', 256, 'Images per call (network, conv); '
                               'pairs per step for flags is half of it.')
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed calls per measurement.')
 _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'],
-                           'Compute dtype of the flags probe\'s step.')
+                           'Compute dtype of the conv probe and of the flags '
+                           'probe\'s step.')
 _STEP = flags.DEFINE_bool('step_only', False, 'Internal: run one flags-probe '
                           'step timing in this process.')
 
@@ -161,31 +163,73 @@ def _conv_fns():
   return {'xla': xla, 'im2col': im2col, 'nine dots': nine_dots}
 
 
+def _weight_grad_fns():
+  """The 3×3 weight gradient as GEMMs over the nine shifted inputs.
+
+  dW[i, j] = Σ_{b,h,w} x_pad[b, h+i, w+j, :]ᵀ dy[b, h, w, :]: nine
+  (C × BHW)·(BHW × D) products, or one (9C × BHW)·(BHW × D) product of the
+  im2col matrix — what a hand-written backward would use instead of XLA's
+  weight-gradient convolution.
+  """
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  def shifted(x):
+    h, w = x.shape[1], x.shape[2]
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return [xp[:, i:i + h, j:j + w, :] for i in range(3) for j in range(3)]
+
+  def nine_dots(x, dy):
+    out = jnp.stack([jnp.einsum('bhwc,bhwd->cd', s, dy,
+                                preferred_element_type=jnp.float32)
+                     for s in shifted(x)])
+    return out.reshape(3, 3, x.shape[-1], dy.shape[-1])
+
+  def im2col(x, dy):
+    cols = jnp.concatenate(shifted(x), axis=-1)
+    out = jnp.einsum('bhwk,bhwd->kd', cols, dy,
+                     preferred_element_type=jnp.float32)
+    return out.reshape(3, 3, x.shape[-1], dy.shape[-1])
+
+  return {'nine dots': nine_dots, 'im2col': im2col}
+
+
 def probe_conv():
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   torch = torch_or_none()
   fns = _conv_fns()
   b = _BATCH.value
+  dtype = jnp.dtype(_DTYPE.value)
   for size, c in ((32, 16), (16, 32), (8, 64), (32, 64)):
     rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.normal(size=(b, size, size, c)), jnp.float32)
-    w = jnp.asarray(0.1 * rng.normal(size=(3, 3, c, c)), jnp.float32)
-    dy = jnp.asarray(rng.normal(size=(b, size, size, c)), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(b, size, size, c)), dtype)
+    w = jnp.asarray(0.1 * rng.normal(size=(3, 3, c, c)), dtype)
+    dy = jnp.asarray(rng.normal(size=(b, size, size, c)), dtype)
     fwd = jax.jit(fns['xla'])
     dx = jax.jit(lambda dy, x=x, w=w: jax.vjp(fns['xla'], x, w)[1](dy)[0])
     dw = jax.jit(lambda dy, x=x, w=w: jax.vjp(fns['xla'], x, w)[1](dy)[1])
     parts = [f'forward {median_ms(lambda: fwd(x, w).block_until_ready()):.1f}',
              f'input grad {median_ms(lambda: dx(dy).block_until_ready()):.1f}',
              f'weight grad {median_ms(lambda: dw(dy).block_until_ready()):.1f}']
+    reference = np.asarray(dw(dy), np.float32)
+    for name, fn in _weight_grad_fns().items():
+      g = jax.jit(fn)
+      error = (np.max(np.abs(np.asarray(g(x, dy), np.float32) - reference)) /
+               np.max(np.abs(reference)))
+      parts.append(f'weight grad as {name} '
+                   f'{median_ms(lambda g=g: g(x, dy).block_until_ready()):.1f}'
+                   f' (max rel. diff {error:.0e})')
     for name, fn in fns.items():
       g = jax.jit(jax.grad(lambda x, w, fn=fn: jnp.sum(fn(x, w)**2),
                            argnums=(0, 1)))
       parts.append(f'grad({name}) '
                    f'{median_ms(lambda: jax.block_until_ready(g(x, w))):.1f}')
     if torch is not None:
-      xt = torch.from_numpy(np.array(x)).permute(0, 3, 1, 2).contiguous()
-      wt = torch.from_numpy(np.array(w)).permute(3, 2, 0, 1).contiguous()
+      tdtype = torch.bfloat16 if dtype == jnp.bfloat16 else torch.float32
+      xt = torch.from_numpy(np.array(x, np.float32)).permute(0, 3, 1, 2)
+      xt = xt.to(tdtype).contiguous()
+      wt = torch.from_numpy(np.array(w, np.float32)).permute(3, 2, 0, 1)
+      wt = wt.to(tdtype).contiguous()
       xc = xt.to(memory_format=torch.channels_last)
       with torch.no_grad():
         parts.append('torch forward NCHW '
@@ -198,7 +242,8 @@ def probe_conv():
         (torch.conv2d(xg, wg, padding=1)**2).sum().backward()
 
       parts.append(f'torch grad {median_ms(torch_grad):.1f}')
-    print(f'conv 3×3 b{b} {size}×{size}×{c} (ms): ' + ', '.join(parts),
+    print(f'conv 3×3 {dtype.name} b{b} {size}×{size}×{c} (ms): ' +
+          ', '.join(parts),
           flush=True)
 
 

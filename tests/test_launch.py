@@ -252,3 +252,15 @@ def test_benchmark_compares_with_pytorch_on_the_same_batches(synthetic_npz,
   assert theirs[1] == '–'  # Eager PyTorch compiles nothing.
   assert float(theirs[3]) > 0 and float(theirs[7]) > 0  # pairs/s
   assert theirs[8] == ours[8]  # The same network: XLA's FLOP count for both.
+
+
+def test_conv_probe_weight_gradient_gemms_equal_xla():
+  """The hand-written weight gradients the probe times must be the gradient."""
+  text = _run(['launch/cpu_conv_probe.py', '--probe=conv', '--batch=2',
+               '--repeats=1'], None)
+  lines = [l for l in text.splitlines() if l.startswith('conv 3×3 float32')]
+  assert len(lines) == 4
+  for line in lines:
+    for name in ('nine dots', 'im2col'):
+      part = line.split(f'weight grad as {name} ')[1]
+      assert float(part.split(' (max rel. diff ')[1].split(')')[0]) < 1e-5
