@@ -139,6 +139,14 @@ def probe_network():
         f'forward + backward {median_ms(step):.0f} ms', flush=True)
 
 
+def _shifted(x):
+  """The nine 3×3-neighbourhood shifts of x (NHWC, 'SAME' zero padding)."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  h, w = x.shape[1], x.shape[2]
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  return [xp[:, i:i + h, j:j + w, :] for i in range(3) for j in range(3)]
+
+
 def _conv_fns():
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -147,18 +155,13 @@ def _conv_fns():
     return jax.lax.conv_general_dilated(
         x, w, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
-  def shifted(x):
-    h, w = x.shape[1], x.shape[2]
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    return [xp[:, i:i + h, j:j + w, :] for i in range(3) for j in range(3)]
-
   def im2col(x, w):
-    cols = jnp.concatenate(shifted(x), axis=-1)
+    cols = jnp.concatenate(_shifted(x), axis=-1)
     return jnp.einsum('bhwk,ko->bhwo', cols, w.reshape(-1, w.shape[-1]))
 
   def nine_dots(x, w):
     return sum(jnp.einsum('bhwc,cd->bhwd', s, w[k // 3, k % 3])
-               for k, s in enumerate(shifted(x)))
+               for k, s in enumerate(_shifted(x)))
 
   return {'xla': xla, 'im2col': im2col, 'nine dots': nine_dots}
 
@@ -173,19 +176,14 @@ def _weight_grad_fns():
   """
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
-  def shifted(x):
-    h, w = x.shape[1], x.shape[2]
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    return [xp[:, i:i + h, j:j + w, :] for i in range(3) for j in range(3)]
-
   def nine_dots(x, dy):
     out = jnp.stack([jnp.einsum('bhwc,bhwd->cd', s, dy,
                                 preferred_element_type=jnp.float32)
-                     for s in shifted(x)])
+                     for s in _shifted(x)])
     return out.reshape(3, 3, x.shape[-1], dy.shape[-1])
 
   def im2col(x, dy):
-    cols = jnp.concatenate(shifted(x), axis=-1)
+    cols = jnp.concatenate(_shifted(x), axis=-1)
     out = jnp.einsum('bhwk,bhwd->kd', cols, dy,
                      preferred_element_type=jnp.float32)
     return out.reshape(3, 3, x.shape[-1], dy.shape[-1])

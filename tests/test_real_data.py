@@ -4,7 +4,6 @@ import csv
 import json
 import os
 
-import numpy as np
 
 from conftest import load_config
 from ssl_pairs import train

@@ -1,6 +1,5 @@
 """End-to-end training on tiny synthetic data: report, resume, refusal, errors."""
 
-import json
 import os
 import signal
 import subprocess
