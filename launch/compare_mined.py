@@ -222,6 +222,9 @@ def plot(results, path):
            [results[n]['results'].get(metric, 0.0) for n in names],
            width=0.4, label=metric)
   ax.set_xticks(range(len(names)), names, rotation=30, ha='right')
+  top = max([results[n]['results'].get(m, 0.0) for n in names
+             for m in ('probe', 'knn@200')] + [1.0])
+  ax.set_ylim(0, 1.25 * top)  # Headroom so the legend covers no bar.
   cpu_scale.finish_figure(fig, ax, path, 'CIFAR-10 top-1 %')
 
 
