@@ -20,9 +20,8 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 # The suite is compile-bound (hundreds of small programs, each run a few
 # times), so tests compile with LLVM's optimisations off: the same HLO passes
 # and kernels, ~20 % less CPU for the whole suite and under half the compile
-# time of the ResNet-50 initialisers. Numerics stay IEEE float; every
-# comparison in the suite is between runs with the same flags or has a float
-# tolerance. To test the optimised build, set it yourself:
+# time of the ResNet-50 initialisers. Every comparison in the suite is
+# between runs with the same flags or has a float tolerance. To test the optimised build, set it yourself:
 # XLA_FLAGS=--xla_backend_optimization_level=2 pytest
 if 'xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +

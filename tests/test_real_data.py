@@ -4,7 +4,6 @@ import csv
 import json
 import os
 
-
 from conftest import load_config
 from ssl_pairs import train
 from ssl_pairs.data import pairs as pairs_lib
