@@ -13,6 +13,9 @@ import tempfile
 # they start (set before jax is imported): the suite compiles the same smoke
 # steps many times, and a cache hit is ~10× faster than compiling. Cached
 # executables are the compiled code itself, so results stay bitwise the same.
+# The pytest-xdist workers share it too: jax writes an entry without a lock,
+# and a worker that reads one half-written gets a decompression error, which
+# jax turns into a warning and a recompile (not a failure).
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(
     tempfile.gettempdir(), f'ssl_pairs_test_xla_cache_{os.getuid()}'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
