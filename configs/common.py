@@ -260,7 +260,7 @@ def base_config(method: ml_collections.ConfigDict, pairs: str, name: str,
   c.progress = True
   c.model = ml_collections.ConfigDict(dict(
       arch='resnet50', width_multiplier=1.0, stem='cifar', patch_size=8,
-      dtype='float32'))
+      dtype='float32', init='default'))
   c.method = method
   c.optim = ml_collections.ConfigDict(dict(
       name='lars', base_lr=0.3, weight_decay=1e-4, momentum=0.9,

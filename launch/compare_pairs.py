@@ -75,6 +75,11 @@ _PROJ_HIDDEN = flags.DEFINE_integer('proj_hidden_dim', 2048,
 _BN_PER_VIEW = flags.DEFINE_bool(
     'bn_per_view', False,
     'One encoder pass per view (own BatchNorm statistics), as lightly does.')
+_INIT = flags.DEFINE_enum(
+    'init', 'default', ['default', 'pytorch'],
+    'model.init: ssl_pairs\' default (He fan-out, zero-initialised last BN '
+    'of each block) or PyTorch\'s default layer initialisation (what the '
+    'lightly peer starts from).')
 _LOAD_SIZE = flags.DEFINE_integer(
     'load_size', -1, 'data.load_size: -1 = cut the views from the stored '
     '(64-px) images, as torchvision/lightly do; 0 = resize to --image_size '
@@ -129,6 +134,7 @@ def run_config(kind, module, pair_file):
   c.method.temperature = _TEMPERATURE.value
   c.method.bn_per_view = _BN_PER_VIEW.value
   c.data.load_size = _LOAD_SIZE.value
+  c.model.init = _INIT.value
   return c
 
 

@@ -56,3 +56,48 @@ def test_unknown_arch_lists_the_valid_ones():
                                        stem='cifar', dtype='float32'))
   with pytest.raises(UserError, match='resnet18, resnet34, resnet50'):
     models.get_backbone(cfg)
+
+
+def _kernels(tree, name):
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return [(jax.tree_util.keystr(p), np.asarray(v)) for p, v in flat
+          if jax.tree_util.keystr(p).endswith(f"['{name}']")]
+
+
+def test_pytorch_init_matches_torch_nn_defaults():
+  """model.init='pytorch': U(±1/√fan_in) kernels, every BN scale at one."""
+  x = jnp.zeros((1, 32, 32, 3))
+  params = resnet.resnet('resnet18', 0.5, init='pytorch').init(
+      jax.random.key(0), x)['params']
+  convs = _kernels(params, 'kernel')
+  assert len(convs) == 20  # 1 stem + 16 block convs + 3 projections.
+  for path, k in convs:
+    fan_in = int(np.prod(k.shape[:-1]))
+    bound = 1 / np.sqrt(fan_in)
+    assert np.abs(k).max() <= bound * (1 + 1e-6), path  # fp32 rounding.
+    if k.size >= 20_000:  # Enough draws for the variance to be within 5 %.
+      assert abs(k.var() / (bound**2 / 3) - 1) < 0.05, path
+  assert all(np.all(s == 1) for _, s in _kernels(params, 'scale'))
+  # The default: He fan-out kernels and the last BN of each block at zero.
+  default = resnet.resnet('resnet18', 0.5).init(jax.random.key(0), x)['params']
+  k = default['BasicBlock_7']['Conv_1']['kernel']  # 3×3, 256 → 256.
+  assert abs(k.var() / (2 / (9 * 256)) - 1) < 0.05
+  zero = [p for p, s in _kernels(default, 'scale') if np.all(s == 0)]
+  assert len(zero) == 8 and all('BatchNorm_1' in p for p in zero)
+
+
+def test_pytorch_init_of_heads_and_unknown_init_name():
+  from ssl_pairs.models.heads import MLPHead  # pylint: disable=g-import-not-at-top
+  params = MLPHead((512,), 128, init_scheme='pytorch').init(
+      jax.random.key(1), jnp.zeros((2, 256)))['params']
+  for layer, fan_in in (('Dense_0', 256), ('Dense_1', 512)):
+    bound = 1 / np.sqrt(fan_in)
+    k, b = params[layer]['kernel'], params[layer]['bias']
+    assert max(np.abs(k).max(), np.abs(b).max()) <= bound * (1 + 1e-6)
+    assert np.abs(b).max() > 0.9 * bound  # Biases drawn, not zero.
+    assert abs(float(k.var()) / (bound**2 / 3) - 1) < 0.05
+  cfg = ml_collections.ConfigDict(dict(arch='resnet18', width_multiplier=0.25,
+                                       stem='cifar', dtype='float32',
+                                       init='torch'))
+  with pytest.raises(UserError, match='default, pytorch'):
+    models.get_backbone(cfg)

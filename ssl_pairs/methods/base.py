@@ -88,6 +88,8 @@ class Method(abc.ABC):
     self.config = config
     self.run = run
     self.backbone, self.feature_dim = get_backbone(config.model)
+    # Heads start as the backbone does (``model.init``; validated above).
+    self.head_init = config.model.get('init', 'default')
     self.net = self.build()
 
   @abc.abstractmethod

@@ -36,8 +36,10 @@ class BYOL(Method):
     m, dtype = self.config.method, DTYPES[self.config.model.dtype]
     return OnlineNet(
         self.backbone,
-        MLPHead((m.proj_hidden_dim,), m.proj_dim, dtype=dtype),
-        MLPHead((m.pred_hidden_dim,), m.proj_dim, dtype=dtype))
+        MLPHead((m.proj_hidden_dim,), m.proj_dim, dtype=dtype,
+                init_scheme=self.head_init),
+        MLPHead((m.pred_hidden_dim,), m.proj_dim, dtype=dtype,
+                init_scheme=self.head_init))
 
   def init_method_state(self, rng, variables):
     del rng

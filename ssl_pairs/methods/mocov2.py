@@ -28,7 +28,7 @@ class MoCoV2(Method):
     m = self.config.method
     return EncoderWithHead(self.backbone, MLPHead(
         (m.proj_hidden_dim,), m.proj_dim,
-        dtype=DTYPES[self.config.model.dtype]))
+        dtype=DTYPES[self.config.model.dtype], init_scheme=self.head_init))
 
   def init_method_state(self, rng, variables):
     m = self.config.method

@@ -24,7 +24,8 @@ class SimCLR(Method):
     m = self.config.method
     head = MLPHead(hidden_dims=(m.proj_hidden_dim,) * (m.proj_layers - 1),
                    output_dim=m.proj_dim,
-                   dtype=DTYPES[self.config.model.dtype])
+                   dtype=DTYPES[self.config.model.dtype],
+                   init_scheme=self.head_init)
     return EncoderWithHead(self.backbone, head)
 
   def loss(self, params, batch_stats, method_state, batch, rng, step):

@@ -22,7 +22,7 @@ class _TwoBranch(Method):
     m = self.config.method
     return EncoderWithHead(self.backbone, MLPHead(
         (m.proj_hidden_dim,) * (m.proj_layers - 1), m.proj_dim,
-        dtype=DTYPES[self.config.model.dtype]))
+        dtype=DTYPES[self.config.model.dtype], init_scheme=self.head_init))
 
   @abc.abstractmethod
   def pair_loss(self, z1, z2):

@@ -33,8 +33,11 @@ def get_backbone(model_config):
     if model_config.stem not in ('cifar', 'imagenet'):
       raise unknown_name_error('model.stem', model_config.stem,
                                ('cifar', 'imagenet'))
+    init = model_config.get('init', 'default')
+    if init not in resnet_lib.INITS:
+      raise unknown_name_error('model.init', init, resnet_lib.INITS)
     module = resnet_lib.resnet(arch, model_config.width_multiplier,
-                               model_config.stem, dtype)
+                               model_config.stem, dtype, init)
     return module, resnet_lib.feature_dim(arch, model_config.width_multiplier)
   if arch in vit_lib.VIT_SIZES:
     patch = model_config.get('patch_size', 8)

@@ -1,9 +1,29 @@
 """Projection and prediction heads (Flax Linen)."""
 
+import math
 from typing import Any, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+
+from ssl_pairs.models.resnet import INITS, TORCH_KERNEL_INIT
+
+
+def dense(features: int, fan_in: int, init: str, dtype) -> nn.Dense:
+  """A Dense layer initialised as flax does ('default') or as torch.nn.Linear
+  does ('pytorch': kernel and bias both U(±1/√fan_in))."""
+  if init not in INITS:
+    raise ValueError(f'Unknown init {init!r}; use one of {INITS}.')
+  if init == 'default':
+    return nn.Dense(features, dtype=dtype)
+  bound = 1.0 / math.sqrt(fan_in)
+
+  def bias_init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return nn.Dense(features, dtype=dtype, kernel_init=TORCH_KERNEL_INIT,
+                  bias_init=bias_init)
 
 
 class MLPHead(nn.Module):
@@ -15,21 +35,24 @@ class MLPHead(nn.Module):
     last_bn: add a BatchNorm without affine parameters after the last layer
       (SimCLR v2 / MoCo v3 style); off by default.
     dtype: computation dtype; the output is returned in float32.
+    init_scheme: 'default' (flax) or 'pytorch' (torch.nn.Linear's);
+      ``model.init``.
   """
   hidden_dims: Sequence[int]
   output_dim: int
   last_bn: bool = False
   dtype: Any = jnp.float32
+  init_scheme: str = 'default'
 
   @nn.compact
   def __call__(self, x, train: bool = True):
     x = x.astype(self.dtype)
     for width in self.hidden_dims:
-      x = nn.Dense(width, dtype=self.dtype)(x)
+      x = dense(width, x.shape[-1], self.init_scheme, self.dtype)(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
                        epsilon=1e-5, dtype=self.dtype)(x)
       x = nn.relu(x)
-    x = nn.Dense(self.output_dim, dtype=self.dtype)(x)
+    x = dense(self.output_dim, x.shape[-1], self.init_scheme, self.dtype)(x)
     if self.last_bn:
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
                        epsilon=1e-5, use_scale=False, use_bias=False,

@@ -15,6 +15,21 @@ import jax.numpy as jnp
 
 ModuleDef = Any
 
+# Parameter initialisations (``model.init``):
+# * 'default' — He-normal (fan-out) convolution kernels with the last BatchNorm
+#   scale of every residual block at zero (torchvision's ``zero_init_residual``,
+#   Goyal et al. 2017), LeCun-normal dense kernels (flax's default);
+# * 'pytorch' — PyTorch's default layer initialisation, U(±1/√fan_in) for
+#   convolution and dense kernels (``kaiming_uniform_(a=√5)``) and every
+#   BatchNorm scale at one: what a network built from plain ``torch.nn`` layers
+#   starts from (lightly's ``ResNetGenerator``, most PyTorch SSL code). With
+#   BatchNorm after every layer the function computed is scale-invariant in the
+#   kernels, so the smaller kernels (6× less variance than He fan-out for a 3×3
+#   convolution) act as a larger effective learning rate early in training.
+INITS = ('default', 'pytorch')
+TORCH_KERNEL_INIT = nn.initializers.variance_scaling(1.0 / 3, 'fan_in',
+                                                     'uniform')
+
 
 class BasicBlock(nn.Module):
   """Two 3×3 convolutions with a residual connection (ResNet-18/34)."""
@@ -22,6 +37,7 @@ class BasicBlock(nn.Module):
   conv: ModuleDef
   norm: ModuleDef
   strides: int = 1
+  zero_init_last: bool = True
 
   @nn.compact
   def __call__(self, x):
@@ -31,7 +47,8 @@ class BasicBlock(nn.Module):
     y = self.conv(self.filters, (3, 3))(y)
     # Zero-init the last BN scale of each block: the block starts as identity,
     # which stabilises large-batch training (Goyal et al. 2017).
-    y = self.norm(scale_init=nn.initializers.zeros)(y)
+    y = self.norm(scale_init=nn.initializers.zeros if self.zero_init_last
+                  else nn.initializers.ones)(y)
     if residual.shape != y.shape:
       residual = self.conv(self.filters, (1, 1), (self.strides, self.strides),
                            name='conv_proj')(residual)
@@ -45,6 +62,7 @@ class BottleneckBlock(nn.Module):
   conv: ModuleDef
   norm: ModuleDef
   strides: int = 1
+  zero_init_last: bool = True
 
   @nn.compact
   def __call__(self, x):
@@ -53,7 +71,8 @@ class BottleneckBlock(nn.Module):
     y = self.conv(self.filters, (3, 3), (self.strides, self.strides))(y)
     y = nn.relu(self.norm()(y))
     y = self.conv(self.filters * 4, (1, 1))(y)
-    y = self.norm(scale_init=nn.initializers.zeros)(y)
+    y = self.norm(scale_init=nn.initializers.zeros if self.zero_init_last
+                  else nn.initializers.ones)(y)
     if residual.shape != y.shape:
       residual = self.conv(self.filters * 4, (1, 1),
                            (self.strides, self.strides),
@@ -73,6 +92,7 @@ class ResNet(nn.Module):
     stem: 'cifar' (3×3 conv stride 1, no max-pool) or 'imagenet' (7×7 stride 2
       conv + 3×3 stride 2 max-pool).
     dtype: computation dtype (parameters stay float32).
+    init_scheme: 'default' or 'pytorch' (see ``INITS``; ``model.init``).
   """
   stage_sizes: Sequence[int]
   block_cls: ModuleDef
@@ -80,12 +100,18 @@ class ResNet(nn.Module):
   stem: str = 'cifar'
   dtype: Any = jnp.float32
   act: Callable = nn.relu
+  init_scheme: str = 'default'
 
   @nn.compact
   def __call__(self, x, train: bool = True):
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
-                             kernel_init=nn.initializers.variance_scaling(
-                                 2.0, 'fan_out', 'normal'))
+    if self.init_scheme not in INITS:
+      raise ValueError(f'Unknown init {self.init_scheme!r}; use one of '
+                       f'{INITS}.')
+    torch_init = self.init_scheme == 'pytorch'
+    conv = functools.partial(
+        nn.Conv, use_bias=False, dtype=self.dtype,
+        kernel_init=TORCH_KERNEL_INIT if torch_init else
+        nn.initializers.variance_scaling(2.0, 'fan_out', 'normal'))
     norm = functools.partial(nn.BatchNorm, use_running_average=not train,
                              momentum=0.9, epsilon=1e-5, dtype=self.dtype)
     x = x.astype(self.dtype)
@@ -103,7 +129,7 @@ class ResNet(nn.Module):
       for j in range(block_size):
         strides = 2 if i > 0 and j == 0 else 1
         x = self.block_cls(self.width * 2**i, strides=strides, conv=conv,
-                           norm=norm)(x)
+                           norm=norm, zero_init_last=not torch_init)(x)
     # Pool in float32 so features handed to heads and evaluations are fp32.
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
@@ -118,13 +144,13 @@ RESNET_STAGES = {
 
 
 def resnet(arch: str, width_multiplier: float = 1.0, stem: str = 'cifar',
-           dtype: Any = jnp.float32) -> ResNet:
+           dtype: Any = jnp.float32, init: str = 'default') -> ResNet:
   """Builds a ResNet by name; ``resnet_tiny`` (2 stages, base width 8) is for tests."""
   stages, block = RESNET_STAGES[arch]
   base = 8 if arch == 'resnet_tiny' else 64
   return ResNet(stage_sizes=stages, block_cls=block,
                 width=max(1, int(round(base * width_multiplier))), stem=stem,
-                dtype=dtype)
+                dtype=dtype, init_scheme=init)
 
 
 def feature_dim(arch: str, width_multiplier: float = 1.0) -> int:
