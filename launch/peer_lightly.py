@@ -1,0 +1,227 @@
+r"""python launch/peer_lightly.py --pairs=runs/cp_load64/pairs/semantic_pairs.csv --workdir=runs/peer/semantic_s0 --seed=0
+
+The peer calibration of ``compare_pairs`` re-run here: SimCLR written with
+lightly's own modules (``ResNetGenerator``, ``SimCLRProjectionHead``,
+``NTXentLoss``, ``SimCLRViewTransform``) in PyTorch, the recipe of lightly's
+CIFAR-10 benchmark (SGD lr 0.06 × batch/128, momentum 0.9, weight decay 5e-4,
+cosine; colour-jitter strength 0.5, no blur; each view through the encoder in
+its own call; backbone = the generator's children but the classifier, then
+global average pooling, as the benchmark builds it), trained on one of our
+pair files, so the pairs, images and step count are ours. The frozen
+backbone's features are then scored by *our* evaluation (``ssl_pairs.evals``:
+kNN@20/200 and the L-BFGS probe on CIFAR-10 and Tiny-ImageNet val at the
+pretraining resolution), so the only thing that differs from an ssl_pairs run
+is the training implementation. Several seeds give the peer's own seed spread,
+which a single published number cannot.
+
+Optional, like ``torch_reference``: needs torch, torchvision and lightly,
+which are not project requirements (see BENCHMARKS.md for how they were
+installed offline). Writes ``<workdir>/eval.json`` and ``metrics.jsonl``.
+"""
+
+import json
+import math
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from ssl_pairs.data import sources as sources_lib
+from ssl_pairs.errors import UserError
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+_PAIRS = flags.DEFINE_string('pairs', None, 'Pair CSV (anchor, partner, class) '
+                             'with paths relative to the Tiny-ImageNet root.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed (torch, shuffling, crops).')
+_EPOCHS = flags.DEFINE_float('epochs', 8.0, 'Epochs over the pair file.')
+_BATCH = flags.DEFINE_integer('batch_size', 128, 'Pairs per step.')
+_LR = flags.DEFINE_float('lr', 0.06, 'SGD learning rate at batch 128.')
+_WIDTH = flags.DEFINE_float('width', 0.25, 'ResNetGenerator width (0.25 = 16 '
+                            'base channels).')
+_PROJ_HIDDEN = flags.DEFINE_integer('proj_hidden_dim', 2048, 'Projector '
+                                    'hidden width (ssl_pairs compare_pairs: '
+                                    '2048; lightly\'s benchmark: the feature '
+                                    'width).')
+_TEMPERATURE = flags.DEFINE_float('temperature', 0.5, 'NT-Xent temperature.')
+_IMAGE_SIZE = flags.DEFINE_integer('image_size', 32, 'View resolution.')
+_THREADS = flags.DEFINE_integer('threads', 0, 'torch threads (0: default).')
+_VIEWS = flags.DEFINE_enum(
+    'views', 'lightly', ['lightly', 'ssl_pairs'],
+    'Who makes the two views of each pair: lightly\'s SimCLRViewTransform '
+    '(torchvision, on the decoded files), or the ssl_pairs grain pipeline of '
+    'the run whose config.json --views_config names (same pairs, crops and '
+    'colour ops as that run; a bisection tool).')
+_VIEWS_CONFIG = flags.DEFINE_string(
+    'views_config', '', 'config.json of an ssl_pairs run (--views=ssl_pairs).')
+_EVAL = flags.DEFINE_list('eval_datasets', ['cifar10', 'tiny_imagenet'],
+                          'Evaluation sets (our loaders and protocol).')
+
+_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def read_pairs(path):
+  rows = []
+  with open(path) as f:
+    header = f.readline().strip().split(',')
+    if header[:2] != ['anchor', 'partner']:
+      raise UserError(f'{path} does not start with an anchor,partner header; '
+                      'pass a pair file written by build_pairs.')
+    for line in f:
+      a, b = line.strip().split(',')[:2]
+      rows.append((a, b))
+  return rows
+
+
+def main(argv):
+  del argv
+  import torch  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from lightly.loss import NTXentLoss  # pylint: disable=g-import-not-at-top
+  from lightly.models import ResNetGenerator  # pylint: disable=g-import-not-at-top
+  from lightly.models.modules import SimCLRProjectionHead  # pylint: disable=g-import-not-at-top
+  from lightly.transforms.simclr_transform import SimCLRViewTransform  # pylint: disable=g-import-not-at-top
+  import tqdm  # pylint: disable=g-import-not-at-top
+
+  from ssl_pairs.evals import knn as knn_lib  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.evals import linear_probe as probe_lib  # pylint: disable=g-import-not-at-top
+
+  if _THREADS.value:
+    torch.set_num_threads(_THREADS.value)
+  os.makedirs(_WORKDIR.value, exist_ok=True)
+  out = os.path.join(_WORKDIR.value, 'eval.json')
+  if os.path.exists(out):
+    print(f'{out} exists; nothing to do.')
+    return
+  torch.manual_seed(_SEED.value)
+  data_dir = sources_lib.resolve_data_dir()
+  root = sources_lib.find_tiny_imagenet(data_dir)
+  if root is None:
+    raise UserError(f'No Tiny-ImageNet folder under {data_dir}; set '
+                    'SSL_PAIRS_DATA_DIR.')
+  pairs = read_pairs(_PAIRS.value)
+  files = sorted({p for pair in pairs for p in pair})
+  index = {p: i for i, p in enumerate(files)}
+  images = []
+  for p in tqdm.tqdm(files, desc='decoding', mininterval=5):
+    with Image.open(os.path.join(root, p)) as im:
+      images.append(im.convert('RGB'))
+  pair_idx = np.array([(index[a], index[b]) for a, b in pairs])
+
+  view = SimCLRViewTransform(input_size=_IMAGE_SIZE.value, cj_strength=0.5,
+                             gaussian_blur=0.0)
+  resnet = ResNetGenerator('resnet-18', width=_WIDTH.value)
+  backbone = torch.nn.Sequential(*list(resnet.children())[:-1],
+                                 torch.nn.AdaptiveAvgPool2d(1))
+  feat_dim = resnet.linear.in_features
+  head = SimCLRProjectionHead(feat_dim, _PROJ_HIDDEN.value, 128)
+  model = torch.nn.ModuleDict({'backbone': backbone, 'head': head})
+  criterion = NTXentLoss(temperature=_TEMPERATURE.value)
+  lr = _LR.value * _BATCH.value / 128
+  opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9,
+                        weight_decay=5e-4)
+  steps = math.ceil(_EPOCHS.value * len(pairs) / _BATCH.value)
+  sched = torch.optim.lr_scheduler.LambdaLR(
+      opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+
+  def ssl_pairs_views():
+    """(view1, view2) float tensors from the ssl_pairs pipeline, step k = k."""
+    import grain  # pylint: disable=g-import-not-at-top
+    import ml_collections  # pylint: disable=g-import-not-at-top
+    from ssl_pairs import train as train_lib  # pylint: disable=g-import-not-at-top
+    from ssl_pairs.data import pipeline  # pylint: disable=g-import-not-at-top
+    with open(_VIEWS_CONFIG.value) as f:
+      config = ml_collections.ConfigDict(json.load(f))
+    config.data.pair_file = os.path.abspath(_PAIRS.value)
+    source, pair_set = train_lib.load_pretraining_data(config)
+    batches = pipeline.train_batches(source, pair_set, config.data,
+                                     _BATCH.value, _SEED.value)
+    it = iter(batches.to_iter_dataset(grain.ReadOptions(
+        num_threads=1, prefetch_buffer_size=4)))
+
+    def tensor(x):
+      x = (x.astype(np.float32) / 255.0 - _MEAN) / _STD
+      return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+
+    for _ in range(steps):
+      b = next(it)
+      yield tensor(b['view1']), tensor(b['view2'])
+
+  class Pairs(torch.utils.data.Dataset):
+
+    def __len__(self):
+      return len(pair_idx)
+
+    def __getitem__(self, i):
+      return view(images[pair_idx[i, 0]]), view(images[pair_idx[i, 1]])
+
+  # Reshuffled every pass (RandomSampler concatenates permutations); one
+  # worker augments the next batches while the main process trains.
+  generator = torch.Generator().manual_seed(_SEED.value)
+  loader = torch.utils.data.DataLoader(
+      Pairs(), batch_size=_BATCH.value, drop_last=True, num_workers=1,
+      generator=generator, sampler=torch.utils.data.RandomSampler(
+          Pairs(), num_samples=steps * _BATCH.value, generator=generator),
+      prefetch_factor=4, persistent_workers=False)
+  log = open(os.path.join(_WORKDIR.value, 'metrics.jsonl'), 'w')
+  t0 = time.time()
+  model.train()
+  if _VIEWS.value == 'ssl_pairs':
+    loader = ssl_pairs_views()
+  bar = tqdm.tqdm(loader, total=steps, desc='peer (lightly)', mininterval=10)
+  for step, (x0, x1) in enumerate(bar):
+    z0 = model['head'](model['backbone'](x0).flatten(1))
+    z1 = model['head'](model['backbone'](x1).flatten(1))
+    loss = criterion(z0, z1)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    sched.step()
+    bar.set_postfix(loss=f'{loss.item():.4f}')
+    log.write(json.dumps({'step': step + 1, 'loss': loss.item()}) + '\n')
+  log.close()
+  train_seconds = time.time() - t0
+
+  model.eval()
+
+  @torch.no_grad()
+  def features(source):
+    out_f = []
+    for s in range(0, len(source), 512):
+      x = source.gather(np.arange(s, min(s + 512, len(source))))
+      x = (x.astype(np.float32) / 255.0 - _MEAN) / _STD
+      x = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+      out_f.append(model['backbone'](x).flatten(1).numpy())
+    return np.concatenate(out_f)
+
+  results = {}
+  for name in _EVAL.value:
+    train = sources_lib.load_split(name, 'train', data_dir, _IMAGE_SIZE.value)
+    test = sources_lib.load_split(name, 'test', data_dir, _IMAGE_SIZE.value)
+    ftr, fte = features(train), features(test)
+    num_classes = max(train.num_classes, test.num_classes)
+    r = {f'knn@{k}': v for k, v in knn_lib.knn_accuracy(
+        ftr, train.labels, fte, test.labels, num_classes, (20, 200),
+        0.07).items()}
+    probe = probe_lib.linear_probe(ftr, train.labels, fte, test.labels,
+                                   num_classes, seed=0)
+    r.update(probe=probe['top1'], probe_l2=probe['l2'])
+    results[name] = r
+    print(name, {k: round(v, 2) for k, v in r.items()}, flush=True)
+  with open(out, 'w') as f:
+    json.dump({'results': results, 'train_seconds': train_seconds,
+               'steps': steps, 'seed': _SEED.value, 'pairs': _PAIRS.value,
+               'proj_hidden_dim': _PROJ_HIDDEN.value, 'views': _VIEWS.value,
+               'flags': sys.argv[1:]}, f, indent=1)
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['pairs', 'workdir'])
+  app.run(main)
