@@ -101,3 +101,6 @@ def test_pytorch_init_of_heads_and_unknown_init_name():
                                        init='torch'))
   with pytest.raises(UserError, match='default, pytorch'):
     models.get_backbone(cfg)
+  cfg.arch, cfg.init = 'vit_tiny', 'pytorch'
+  with pytest.raises(UserError, match='applies to ResNets only'):
+    models.get_backbone(cfg)

@@ -2,7 +2,7 @@
 
 import jax.numpy as jnp
 
-from ssl_pairs.errors import unknown_name_error
+from ssl_pairs.errors import UserError, unknown_name_error
 from ssl_pairs.models import resnet as resnet_lib
 from ssl_pairs.models import vit as vit_lib
 
@@ -40,6 +40,10 @@ def get_backbone(model_config):
                                model_config.stem, dtype, init)
     return module, resnet_lib.feature_dim(arch, model_config.width_multiplier)
   if arch in vit_lib.VIT_SIZES:
+    if model_config.get('init', 'default') != 'default':
+      raise UserError(f"model.init={model_config.init!r} applies to ResNets "
+                      f"only; drop it for {arch} (ViTs initialise as their "
+                      "paper does).")
     patch = model_config.get('patch_size', 8)
     if patch not in (4, 8, 16):
       raise unknown_name_error('model.patch_size', str(patch), ('4', '8', '16'))
