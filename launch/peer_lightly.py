@@ -60,6 +60,23 @@ _VIEWS = flags.DEFINE_enum(
     'colour ops as that run; a bisection tool).')
 _VIEWS_CONFIG = flags.DEFINE_string(
     'views_config', '', 'config.json of an ssl_pairs run (--views=ssl_pairs).')
+# One switch per remaining difference to ssl_pairs' SimCLR, for bisection;
+# the defaults are lightly's benchmark.
+_STEM_RELU = flags.DEFINE_bool(
+    'stem_relu', False, 'Put back the ReLU after the stem BatchNorm (lightly\'s '
+    'benchmark backbone drops it: it lives in ResNet.forward, not in a child; '
+    'ssl_pairs has it).')
+_ONE_PASS = flags.DEFINE_bool(
+    'one_pass', False, 'Forward both views in one call, so BatchNorm sees both '
+    '(ssl_pairs\' default) instead of one call per view (lightly\'s).')
+_DECAY_ALL = flags.DEFINE_bool(
+    'decay_all', True, 'Weight decay on every parameter (torch SGD, lightly) '
+    'or, with --nodecay_all, only on conv/linear kernels (ssl_pairs).')
+_INIT = flags.DEFINE_enum(
+    'init', 'pytorch', ['pytorch', 'ssl_pairs'],
+    'Initialisation: torch.nn defaults (lightly) or ssl_pairs\' default '
+    '(He fan-out normal convolutions, last BN of each block at zero, '
+    'truncated LeCun-normal linear kernels, zero biases).')
 _EVAL = flags.DEFINE_list('eval_datasets', ['cifar10', 'tiny_imagenet'],
                           'Evaluation sets (our loaders and protocol).')
 
@@ -78,6 +95,24 @@ def read_pairs(path):
       a, b = line.strip().split(',')[:2]
       rows.append((a, b))
   return rows
+
+
+def ssl_pairs_init(torch, model):
+  """Re-initialises ``model`` as ``ssl_pairs.models`` (model.init=default)."""
+  nn = torch.nn
+  for name, m in model.named_modules():
+    if isinstance(m, nn.Conv2d):
+      nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+    elif isinstance(m, nn.Linear):
+      # flax lecun_normal: truncated at ±2σ, σ rescaled to keep var 1/fan_in.
+      std = (1.0 / m.in_features) ** 0.5 / 0.87962566103423978
+      nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+      if m.bias is not None:
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.affine:
+      last = name.endswith('.bn2')  # The last BN of each BasicBlock.
+      nn.init.constant_(m.weight, 0.0 if last else 1.0)
+      nn.init.zeros_(m.bias)
 
 
 def main(argv):
@@ -118,15 +153,24 @@ def main(argv):
   view = SimCLRViewTransform(input_size=_IMAGE_SIZE.value, cj_strength=0.5,
                              gaussian_blur=0.0)
   resnet = ResNetGenerator('resnet-18', width=_WIDTH.value)
-  backbone = torch.nn.Sequential(*list(resnet.children())[:-1],
-                                 torch.nn.AdaptiveAvgPool2d(1))
+  children = list(resnet.children())[:-1]
+  if _STEM_RELU.value:
+    children.insert(2, torch.nn.ReLU())  # After conv1, bn1.
+  backbone = torch.nn.Sequential(*children, torch.nn.AdaptiveAvgPool2d(1))
   feat_dim = resnet.linear.in_features
   head = SimCLRProjectionHead(feat_dim, _PROJ_HIDDEN.value, 128)
   model = torch.nn.ModuleDict({'backbone': backbone, 'head': head})
+  if _INIT.value == 'ssl_pairs':
+    ssl_pairs_init(torch, model)
   criterion = NTXentLoss(temperature=_TEMPERATURE.value)
   lr = _LR.value * _BATCH.value / 128
-  opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9,
-                        weight_decay=5e-4)
+  if _DECAY_ALL.value:
+    groups = [{'params': list(model.parameters())}]
+  else:  # Kernels only, as ssl_pairs.optim.decay_mask.
+    kernels = [p for p in model.parameters() if p.ndim > 1]
+    others = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{'params': kernels}, {'params': others, 'weight_decay': 0.0}]
+  opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=5e-4)
   steps = math.ceil(_EPOCHS.value * len(pairs) / _BATCH.value)
   sched = torch.optim.lr_scheduler.LambdaLR(
       opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
@@ -177,8 +221,12 @@ def main(argv):
     loader = ssl_pairs_views()
   bar = tqdm.tqdm(loader, total=steps, desc='peer (lightly)', mininterval=10)
   for step, (x0, x1) in enumerate(bar):
-    z0 = model['head'](model['backbone'](x0).flatten(1))
-    z1 = model['head'](model['backbone'](x1).flatten(1))
+    if _ONE_PASS.value:
+      z0, z1 = model['head'](model['backbone'](
+          torch.cat([x0, x1])).flatten(1)).chunk(2)
+    else:
+      z0 = model['head'](model['backbone'](x0).flatten(1))
+      z1 = model['head'](model['backbone'](x1).flatten(1))
     loss = criterion(z0, z1)
     opt.zero_grad()
     loss.backward()
@@ -219,6 +267,8 @@ def main(argv):
     json.dump({'results': results, 'train_seconds': train_seconds,
                'steps': steps, 'seed': _SEED.value, 'pairs': _PAIRS.value,
                'proj_hidden_dim': _PROJ_HIDDEN.value, 'views': _VIEWS.value,
+               'stem_relu': _STEM_RELU.value, 'one_pass': _ONE_PASS.value,
+               'decay_all': _DECAY_ALL.value, 'init': _INIT.value,
                'flags': sys.argv[1:]}, f, indent=1)
 
 
