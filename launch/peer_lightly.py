@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from ssl_pairs.data import sources as sources_lib
+from ssl_pairs.data.pipeline import MEAN as _MEAN, STD as _STD  # = lightly's.
 from ssl_pairs.errors import UserError
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -80,8 +81,6 @@ _INIT = flags.DEFINE_enum(
 _EVAL = flags.DEFINE_list('eval_datasets', ['cifar10', 'tiny_imagenet'],
                           'Evaluation sets (our loaders and protocol).')
 
-_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 def read_pairs(path):
