@@ -32,9 +32,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from ssl_pairs.data import pairs as pairs_lib
 from ssl_pairs.data import sources as sources_lib
 from ssl_pairs.data.pipeline import MEAN as _MEAN, STD as _STD  # = lightly's.
-from ssl_pairs.errors import UserError
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 _PAIRS = flags.DEFINE_string('pairs', None, 'Pair CSV (anchor, partner, class) '
@@ -83,19 +83,6 @@ _EVAL = flags.DEFINE_list('eval_datasets', ['cifar10', 'tiny_imagenet'],
 
 
 
-def read_pairs(path):
-  rows = []
-  with open(path) as f:
-    header = f.readline().strip().split(',')
-    if header[:2] != ['anchor', 'partner']:
-      raise UserError(f'{path} does not start with an anchor,partner header; '
-                      'pass a pair file written by build_pairs.')
-    for line in f:
-      a, b = line.strip().split(',')[:2]
-      rows.append((a, b))
-  return rows
-
-
 def ssl_pairs_init(torch, model):
   """Re-initialises ``model`` as ``ssl_pairs.models`` (model.init=default)."""
   nn = torch.nn
@@ -136,18 +123,11 @@ def main(argv):
     return
   torch.manual_seed(_SEED.value)
   data_dir = sources_lib.resolve_data_dir()
-  root = sources_lib.find_tiny_imagenet(data_dir)
-  if root is None:
-    raise UserError(f'No Tiny-ImageNet folder under {data_dir}; set '
-                    'SSL_PAIRS_DATA_DIR.')
-  pairs = read_pairs(_PAIRS.value)
-  files = sorted({p for pair in pairs for p in pair})
-  index = {p: i for i, p in enumerate(files)}
-  images = []
-  for p in tqdm.tqdm(files, desc='decoding', mininterval=5):
-    with Image.open(os.path.join(root, p)) as im:
-      images.append(im.convert('RGB'))
-  pair_idx = np.array([(index[a], index[b]) for a, b in pairs])
+  # Our loader and pair-file reader: the same decoded images (PIL → RGB, stored
+  # size) and the same rows as an ssl_pairs run on this file.
+  source = sources_lib.load_split('tiny_imagenet', 'train', data_dir, None)
+  pair_set = pairs_lib.read_pair_file(_PAIRS.value, source)
+  pair_idx = np.stack([pair_set.anchors, pair_set.partners], 1)
 
   view = SimCLRViewTransform(input_size=_IMAGE_SIZE.value, cj_strength=0.5,
                              gaussian_blur=0.0)
@@ -170,7 +150,7 @@ def main(argv):
     others = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{'params': kernels}, {'params': others, 'weight_decay': 0.0}]
   opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=5e-4)
-  steps = math.ceil(_EPOCHS.value * len(pairs) / _BATCH.value)
+  steps = math.ceil(_EPOCHS.value * len(pair_idx) / _BATCH.value)
   sched = torch.optim.lr_scheduler.LambdaLR(
       opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
 
@@ -203,7 +183,8 @@ def main(argv):
       return len(pair_idx)
 
     def __getitem__(self, i):
-      return view(images[pair_idx[i, 0]]), view(images[pair_idx[i, 1]])
+      return (view(Image.fromarray(source[pair_idx[i, 0]])),
+              view(Image.fromarray(source[pair_idx[i, 1]])))
 
   # Reshuffled every pass (RandomSampler concatenates permutations); one
   # worker augments the next batches while the main process trains.
