@@ -47,7 +47,9 @@ PAIRS = (('semantic', 'sp'), ('augmented', 'pa'))
 
 _WORKDIR = flags.DEFINE_string('workdir', 'runs/compare_methods',
                                'Runs go here.')
-_OUT = flags.DEFINE_string('out', 'docs/compare_methods', 'Tables and plot.')
+_OUT = flags.DEFINE_string(
+    'out', '', 'Tables and plot (default: docs/compare_methods for the default --workdir, '
+    'else <workdir>/report).')
 _METHODS = flags.DEFINE_list('methods', list(METHODS) + ['supervised'],
                              'Methods to run (and the supervised baseline).')
 _DATASET = flags.DEFINE_string('dataset', 'tiny_imagenet',
@@ -218,10 +220,11 @@ def main(argv):
                 os.path.join(workdir, name))
   command = cpu_scale.record_command(workdir, not _COLLECT_ONLY.value)
   results = collect(workdir, planned)
-  write_outputs(results, _OUT.value, command)
+  out = cpu_scale.out_dir(_OUT.value, _WORKDIR, 'docs/compare_methods')
+  write_outputs(results, out, command)
   print(f'Done in {format_seconds(time.time() - t0)}; {len(results)} of '
         f'{len(planned)} runs collected; see '
-        f'{os.path.join(_OUT.value, "results.md")}')
+        f'{os.path.join(out, "results.md")}')
 
 
 if __name__ == '__main__':

@@ -48,7 +48,9 @@ PAPER = ('GPS-SSL (CIFAR-10, weak augmentation, ResNet-18, full training): '
          'SimCLR (ImageNet, 800 epochs).')
 
 _WORKDIR = flags.DEFINE_string('workdir', 'runs/compare_mined', 'Runs.')
-_OUT = flags.DEFINE_string('out', 'docs/compare_mined', 'Tables and plot.')
+_OUT = flags.DEFINE_string(
+    'out', '', 'Tables and plot (default: docs/compare_mined for the default --workdir, '
+    'else <workdir>/report).')
 _METHODS = flags.DEFINE_list('methods', ['simclr', 'byol'], 'simclr, byol.')
 _PRIORS = flags.DEFINE_list('priors', list(PRIORS), 'GPS priors to run.')
 _SPPS = flags.DEFINE_bool('spps', True, 'Run SPPS-SimCLR.')
@@ -244,9 +246,10 @@ def main(argv):
                 os.path.join(workdir, name))
   command = cpu_scale.record_command(workdir, not _COLLECT_ONLY.value)
   results = collect(workdir, planned)
-  write_outputs(results, _OUT.value, command)
+  out = cpu_scale.out_dir(_OUT.value, _WORKDIR, 'docs/compare_mined')
+  write_outputs(results, out, command)
   print(f'Done in {format_seconds(time.time() - t0)}; {len(results)} of '
-        f'{len(planned)} runs; see {os.path.join(_OUT.value, "results.md")}')
+        f'{len(planned)} runs; see {os.path.join(out, "results.md")}')
 
 
 if __name__ == '__main__':

@@ -41,7 +41,9 @@ from ssl_pairs.data import sources
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', 'runs/compare_pairs', 'Runs go here.')
-_OUT = flags.DEFINE_string('out', 'docs/compare_pairs', 'Tables and plot.')
+_OUT = flags.DEFINE_string(
+    'out', '', 'Tables and plot (default: docs/compare_pairs for the default '
+    '--workdir, else <workdir>/report).')
 _DATASET = flags.DEFINE_string('dataset', 'tiny_imagenet',
                                'Pretraining dataset (labelled).')
 _PAIRS_PER_CLASS = flags.DEFINE_integer('pairs_per_class', 100, 'P.')
@@ -75,11 +77,15 @@ _PROJ_HIDDEN = flags.DEFINE_integer('proj_hidden_dim', 2048,
 _BN_PER_VIEW = flags.DEFINE_bool(
     'bn_per_view', False,
     'One encoder pass per view (own BatchNorm statistics), as lightly does.')
+# PyTorch's layer initialisation is what the lightly peer (and its twin,
+# launch/peer_lightly.py) starts from; with ssl_pairs' default init the PS arm
+# stayed ~2 probe points under the peer over four seeds (BENCHMARKS.md).
 _INIT = flags.DEFINE_enum(
-    'init', 'default', ['default', 'pytorch'],
-    'model.init: ssl_pairs\' default (He fan-out, zero-initialised last BN '
-    'of each block) or PyTorch\'s default layer initialisation (what the '
-    'lightly peer starts from).')
+    'init', 'pytorch', ['default', 'pytorch'],
+    'model.init: PyTorch\'s default layer initialisation (U(±1/√fan_in) '
+    'kernels, BN scales one; what the lightly peer starts from) or '
+    'ssl_pairs\' default (He fan-out, zero-initialised last BN of each '
+    'block).')
 _LOAD_SIZE = flags.DEFINE_integer(
     'load_size', -1, 'data.load_size: -1 = cut the views from the stored '
     '(64-px) images, as torchvision/lightly do; 0 = resize to --image_size '
@@ -292,15 +298,17 @@ def main(argv):
                f'τ {_TEMPERATURE.value}, colour jitter strength '
                f'{_JITTER.value:g}, warm-up {warmup_epochs():g} '
                f'epochs, projection hidden width {_PROJ_HIDDEN.value}, '
+               f'model.init={_INIT.value}, '
                f'BatchNorm {"per view" if _BN_PER_VIEW.value else "over both views"}, '
                f'views cut from {views_from}, '
                f'seed {_SEED.value}; '
                f'evaluation on {_EVAL_DATASETS.value} '
                '(kNN k=20/200 τ 0.07; L-BFGS softmax probe, λ chosen on 10 % '
                'of train).')}
-  write_outputs(rows, facts, _OUT.value, settings)
+  out = cpu_scale.out_dir(_OUT.value, _WORKDIR, 'docs/compare_pairs')
+  write_outputs(rows, facts, out, settings)
   print(f'Done in {format_seconds(time.time() - t0)}; see '
-        f'{os.path.join(_OUT.value, "results.md")}')
+        f'{os.path.join(out, "results.md")}')
 
 
 if __name__ == '__main__':

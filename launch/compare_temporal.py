@@ -53,7 +53,9 @@ from ssl_pairs.metrics import format_seconds
 ARMS = ('augmented', 'temporal', 'temporal-tracker')
 
 _WORKDIR = flags.DEFINE_string('workdir', 'runs/compare_temporal', 'Runs.')
-_OUT = flags.DEFINE_string('out', 'docs/compare_temporal', 'Tables.')
+_OUT = flags.DEFINE_string(
+    'out', '', 'Tables (default: docs/compare_temporal for the default --workdir, '
+    'else <workdir>/report).')
 _VIDEO = flags.DEFINE_string('video', 'video_bikes.npz', 'Video npz.')
 _EPOCHS = flags.DEFINE_float('epochs', 40.0, 'Epochs over the frames.')
 _BATCH = flags.DEFINE_integer('batch_size', 32, 'Pairs per step.')
@@ -146,8 +148,9 @@ def main(argv):
     rows.append((f'MoCo v2, {arm}', points[-1]['results'][key], seconds,
                  invariance(f'checkpoint:{os.path.join(workdir, arm)}', src,
                             shots, config)))
-  os.makedirs(_OUT.value, exist_ok=True)
-  with open(os.path.join(_OUT.value, 'results.csv'), 'w', newline='') as f:
+  out = cpu_scale.out_dir(_OUT.value, _WORKDIR, 'docs/compare_temporal')
+  os.makedirs(out, exist_ok=True)
+  with open(os.path.join(out, 'results.csv'), 'w', newline='') as f:
     w = csv.writer(f)
     w.writerow(['encoder', 'ris@10', 'ris@25', 'knn@5', 'knn@20', 'probe',
                 'train_seconds'])
@@ -170,7 +173,7 @@ def main(argv):
     lines.append(f'| {name} | {ris[10]:.2f} | {ris[25]:.2f} | '
                  f'{r["knn@5"]:.1f} | {r["knn@20"]:.1f} | '
                  f'{r["probe"]:.1f} | {format_seconds(s) if s else "–"} |')
-  with open(os.path.join(_OUT.value, 'results.md'), 'w') as f:
+  with open(os.path.join(out, 'results.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
   print('\n'.join(lines))
   print(f'Done in {format_seconds(time.time() - t0)}.')

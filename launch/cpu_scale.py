@@ -29,6 +29,18 @@ def apply(c, *, arch: str, width: float, image_size: int, batch_size: int,
   return c
 
 
+def out_dir(out: str, workdir_flag, default_out: str) -> str:
+  """Where a launcher writes its tables: ``out`` when given; else
+  ``default_out`` (the committed ``docs/`` page) for the default workdir, and
+  ``<workdir>/report`` for any other, so an experiment in its own workdir never
+  overwrites the published tables."""
+  if out:
+    return out
+  if workdir_flag.value == workdir_flag.default:
+    return default_out
+  return os.path.join(workdir_flag.value, 'report')
+
+
 def record_command(workdir: str, trained: bool) -> str:
   """Writes this invocation's flags to workdir/command.txt after training,
   and returns the flags of the run that produced the results there."""

@@ -1,6 +1,7 @@
 """The launch scripts run end to end at tiny size (synthetic data)."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -19,12 +20,19 @@ def _run(args, tmp_path):
 
 
 def test_compare_pairs_writes_tables_curves_and_plot(synthetic_npz, tmp_path):
-  out = tmp_path / 'out'
+  # No --out: the tables of a non-default workdir go to <workdir>/report, not
+  # over the committed docs/compare_pairs.
+  out = tmp_path / 'runs' / 'report'
+  docs = os.path.join(REPO, 'docs', 'compare_pairs', 'results.md')
+  before = os.stat(docs).st_mtime_ns
   _run(['launch/compare_pairs.py', f'--dataset={synthetic_npz}',
         '--pairs_per_class=10', '--epochs=2', '--eval_every=1',
         '--batch_size=8', '--image_size=16', '--arch=resnet_tiny',
         '--width=1', f'--eval_datasets={synthetic_npz}',
-        f'--workdir={tmp_path / "runs"}', f'--out={out}'], tmp_path)
+        f'--workdir={tmp_path / "runs"}'], tmp_path)
+  assert os.stat(docs).st_mtime_ns == before
+  with open(tmp_path / 'runs' / 'semantic' / 'config.json') as f:
+    assert json.load(f)['model']['init'] == 'pytorch'  # The peer's init.
   with open(out / 'results.csv') as f:
     rows = list(csv.DictReader(f))
   arms = {(r['pairs'], float(r['epoch'])) for r in rows}
@@ -33,7 +41,23 @@ def test_compare_pairs_writes_tables_curves_and_plot(synthetic_npz, tmp_path):
   assert all(0 <= float(r['top1']) <= 100 for r in rows)
   text = (out / 'results.md').read_text()
   assert '| augmented | 2 |' in text and 'Peer calibration' in text
+  assert 'model.init=pytorch' in text
   assert (out / 'curve.png').stat().st_size > 10_000
+
+
+def test_out_dir_keeps_experiments_off_the_committed_tables():
+  sys.path.insert(0, REPO)
+  from launch import cpu_scale  # pylint: disable=g-import-not-at-top
+
+  class Flag:
+    def __init__(self, value, default='runs/compare_pairs'):
+      self.value, self.default = value, default
+
+  default = Flag('runs/compare_pairs')
+  other = Flag('runs/my_try')
+  assert cpu_scale.out_dir('', default, 'docs/x') == 'docs/x'
+  assert cpu_scale.out_dir('', other, 'docs/x') == 'runs/my_try/report'
+  assert cpu_scale.out_dir('docs/y', other, 'docs/x') == 'docs/y'
 
 
 def test_benchmark_prints_a_table(synthetic_npz, tmp_path):
