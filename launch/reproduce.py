@@ -28,7 +28,8 @@ several tables — e.g. the PS run of ``main`` is the 'full' row of
 Scales: ``cpu`` fits a 2-core machine — ResNet-18 (CIFAR stem, width 1/4),
 32-px views cut from the 64-px images, batch 128, 8 epochs, 50 images per
 class of the 200 Tiny-ImageNet classes, the SGD recipe of
-``launch/compare_pairs.py`` for SimCLR and each other method's own optimizer;
+``launch/compare_pairs.py`` for SimCLR (PyTorch's layer initialisation,
+``model.init=pytorch``) and each other method's own optimizer and init;
 ``paper`` is the paper's setting for GPUs — ResNet-50 (``--arch=vit_small``
 for ViT-S/8) at 64 px, batch 256, 200 epochs, 157 images per class (full
 Tiny-ImageNet or an ImageNet folder with ``--dataset``), each method's own
@@ -282,6 +283,7 @@ def run_config(run: Run, s, workdir: str):
       c.optim.warmup_epochs = 0.0
       c.method.temperature = 0.5
       c.data.augment.color_jitter = (0.4, 0.4, 0.4, 0.1)
+      c.model.init = 'pytorch'
   if 'queue_size' in c.method:  # A multiple of the keys enqueued per step.
     keys = s['batch_size'] * (2 if c.method.symmetric else 1)
     c.method.queue_size = max(keys, c.method.queue_size // keys * keys)
