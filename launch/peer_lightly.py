@@ -41,7 +41,8 @@ _PAIRS = flags.DEFINE_string('pairs', None, 'Pair CSV (anchor, partner, class) '
                              'with paths relative to the Tiny-ImageNet root.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed (torch, shuffling, crops).')
-_EPOCHS = flags.DEFINE_float('epochs', 8.0, 'Epochs over the pair file.')
+_EPOCHS = flags.DEFINE_float('epochs', 8.0, 'Epochs over the pair file (0: '
+                             'evaluate the randomly initialised network).')
 _BATCH = flags.DEFINE_integer('batch_size', 128, 'Pairs per step.')
 _LR = flags.DEFINE_float('lr', 0.06, 'SGD learning rate at batch 128.')
 _WIDTH = flags.DEFINE_float('width', 0.25, 'ResNetGenerator width (0.25 = 16 '
@@ -152,7 +153,8 @@ def main(argv):
   opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=5e-4)
   steps = math.ceil(_EPOCHS.value * len(pair_idx) / _BATCH.value)
   sched = torch.optim.lr_scheduler.LambdaLR(
-      opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+      opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) /
+                                         max(steps, 1))))
 
   def ssl_pairs_views():
     """(view1, view2) float tensors from the ssl_pairs pipeline, step k = k."""
@@ -189,16 +191,19 @@ def main(argv):
   # Reshuffled every pass (RandomSampler concatenates permutations); one
   # worker augments the next batches while the main process trains.
   generator = torch.Generator().manual_seed(_SEED.value)
-  loader = torch.utils.data.DataLoader(
-      Pairs(), batch_size=_BATCH.value, drop_last=True, num_workers=1,
-      generator=generator, sampler=torch.utils.data.RandomSampler(
-          Pairs(), num_samples=steps * _BATCH.value, generator=generator),
-      prefetch_factor=4, persistent_workers=False)
   log = open(os.path.join(_WORKDIR.value, 'metrics.jsonl'), 'w')
   t0 = time.time()
   model.train()
-  if _VIEWS.value == 'ssl_pairs':
+  if not steps:  # --epochs=0: the randomly initialised network.
+    loader = []
+  elif _VIEWS.value == 'ssl_pairs':
     loader = ssl_pairs_views()
+  else:
+    loader = torch.utils.data.DataLoader(
+        Pairs(), batch_size=_BATCH.value, drop_last=True, num_workers=1,
+        generator=generator, sampler=torch.utils.data.RandomSampler(
+            Pairs(), num_samples=steps * _BATCH.value, generator=generator),
+        prefetch_factor=4, persistent_workers=False)
   bar = tqdm.tqdm(loader, total=steps, desc='peer (lightly)', mininterval=10)
   for step, (x0, x1) in enumerate(bar):
     if _ONE_PASS.value:
