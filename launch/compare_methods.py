@@ -48,8 +48,8 @@ PAIRS = (('semantic', 'sp'), ('augmented', 'pa'))
 _WORKDIR = flags.DEFINE_string('workdir', 'runs/compare_methods',
                                'Runs go here.')
 _OUT = flags.DEFINE_string(
-    'out', '', 'Tables and plot (default: docs/compare_methods for the default --workdir, '
-    'else <workdir>/report).')
+    'out', '', 'Tables and plot (default: docs/compare_methods for the default '
+    '--workdir, else <workdir>/report).')
 _METHODS = flags.DEFINE_list('methods', list(METHODS) + ['supervised'],
                              'Methods to run (and the supervised baseline).')
 _DATASET = flags.DEFINE_string('dataset', 'tiny_imagenet',

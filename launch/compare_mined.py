@@ -49,8 +49,8 @@ PAPER = ('GPS-SSL (CIFAR-10, weak augmentation, ResNet-18, full training): '
 
 _WORKDIR = flags.DEFINE_string('workdir', 'runs/compare_mined', 'Runs.')
 _OUT = flags.DEFINE_string(
-    'out', '', 'Tables and plot (default: docs/compare_mined for the default --workdir, '
-    'else <workdir>/report).')
+    'out', '', 'Tables and plot (default: docs/compare_mined for the default '
+    '--workdir, else <workdir>/report).')
 _METHODS = flags.DEFINE_list('methods', ['simclr', 'byol'], 'simclr, byol.')
 _PRIORS = flags.DEFINE_list('priors', list(PRIORS), 'GPS priors to run.')
 _SPPS = flags.DEFINE_bool('spps', True, 'Run SPPS-SimCLR.')

@@ -58,20 +58,26 @@ _SIZE = flags.DEFINE_integer('image_size', 32, 'Pretraining resolution.')
 # scales the update to η·‖w‖ whatever the gradient, so weight decay dominates
 # and the embeddings collapse (docs/compare_pairs_lars: effective rank 70 → 4,
 # loss at chance). SGD settings are lightly's CIFAR-10 benchmark's.
-_OPTIMIZER = flags.DEFINE_enum('optimizer', 'sgd', ['sgd', 'lars', 'adamw'],
+_RECIPE = cpu_scale.SIMCLR_RECIPE
+_OPTIMIZER = flags.DEFINE_enum('optimizer', _RECIPE['optimizer'],
+                               ['sgd', 'lars', 'adamw'],
                                'Optimizer of both runs.')
-_LR = flags.DEFINE_float('base_lr', 0.12, 'Base learning rate (× B/256).')
-_WD = flags.DEFINE_float('weight_decay', 5e-4, 'Weight decay.')
-_TEMPERATURE = flags.DEFINE_float('temperature', 0.5, 'NT-Xent τ.')
+_LR = flags.DEFINE_float('base_lr', _RECIPE['base_lr'],
+                         'Base learning rate (× B/256).')
+_WD = flags.DEFINE_float('weight_decay', _RECIPE['weight_decay'],
+                         'Weight decay.')
+_TEMPERATURE = flags.DEFINE_float('temperature', _RECIPE['temperature'],
+                                  'NT-Xent τ.')
 # Colour-jitter strength 0.5 and no warm-up are lightly's CIFAR-10 recipe (the
 # peer calibration's); against strength 1.0 with 1 warm-up epoch they gave
 # +2.7 / +2.0 CIFAR-10 probe points for PA / PS (BENCHMARKS.md).
 _JITTER = flags.DEFINE_float(
-    'jitter_strength', 0.5,
+    'jitter_strength', _RECIPE['jitter_strength'],
     'Colour-jitter strength s: brightness/contrast/saturation 0.8·s, hue '
     '0.2·s (SimCLR; lightly\'s CIFAR-10 benchmark uses 0.5).')
 _WARMUP = flags.DEFINE_float(
-    'warmup_epochs', 0.0, 'Linear warm-up epochs (-1: min(1, epochs / 4)).')
+    'warmup_epochs', _RECIPE['warmup_epochs'],
+    'Linear warm-up epochs (-1: min(1, epochs / 4)).')
 _PROJ_HIDDEN = flags.DEFINE_integer('proj_hidden_dim', 2048,
                                     'Projection head hidden width.')
 _BN_PER_VIEW = flags.DEFINE_bool(
@@ -81,7 +87,7 @@ _BN_PER_VIEW = flags.DEFINE_bool(
 # launch/peer_lightly.py) starts from; with ssl_pairs' default init the PS arm
 # stayed ~2 probe points under the peer over four seeds (BENCHMARKS.md).
 _INIT = flags.DEFINE_enum(
-    'init', 'pytorch', ['default', 'pytorch'],
+    'init', _RECIPE['init'], ['default', 'pytorch'],
     'model.init: PyTorch\'s default layer initialisation (U(±1/√fan_in) '
     'kernels, BN scales one; what the lightly peer starts from) or '
     'ssl_pairs\' default (He fan-out, zero-initialised last BN of each '
@@ -130,17 +136,14 @@ def run_config(kind, module, pair_file):
                   eval_datasets=_EVAL_DATASETS.value,
                   eval_train_limit=_EVAL_TRAIN_LIMIT.value,
                   eval_every=_EVAL_EVERY.value)
-  c.optim.name = _OPTIMIZER.value
-  c.optim.base_lr = _LR.value
-  c.optim.weight_decay = _WD.value
-  c.optim.warmup_epochs = warmup_epochs()
-  j = _JITTER.value
-  c.data.augment.color_jitter = (0.8 * j, 0.8 * j, 0.8 * j, 0.2 * j)
+  cpu_scale.apply_simclr_recipe(
+      c, optimizer=_OPTIMIZER.value, base_lr=_LR.value,
+      weight_decay=_WD.value, temperature=_TEMPERATURE.value,
+      jitter_strength=_JITTER.value, warmup_epochs=warmup_epochs(),
+      init=_INIT.value)
   c.method.proj_hidden_dim = _PROJ_HIDDEN.value
-  c.method.temperature = _TEMPERATURE.value
   c.method.bn_per_view = _BN_PER_VIEW.value
   c.data.load_size = _LOAD_SIZE.value
-  c.model.init = _INIT.value
   return c
 
 

@@ -54,8 +54,8 @@ ARMS = ('augmented', 'temporal', 'temporal-tracker')
 
 _WORKDIR = flags.DEFINE_string('workdir', 'runs/compare_temporal', 'Runs.')
 _OUT = flags.DEFINE_string(
-    'out', '', 'Tables (default: docs/compare_temporal for the default --workdir, '
-    'else <workdir>/report).')
+    'out', '', 'Tables (default: docs/compare_temporal for the default '
+    '--workdir, else <workdir>/report).')
 _VIDEO = flags.DEFINE_string('video', 'video_bikes.npz', 'Video npz.')
 _EPOCHS = flags.DEFINE_float('epochs', 40.0, 'Epochs over the frames.')
 _BATCH = flags.DEFINE_integer('batch_size', 32, 'Pairs per step.')

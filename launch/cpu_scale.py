@@ -29,6 +29,29 @@ def apply(c, *, arch: str, width: float, image_size: int, batch_size: int,
   return c
 
 
+# SimCLR at CPU scale: lightly's CIFAR-10 benchmark recipe (the peer
+# calibration's) with PyTorch's layer initialisation, the init that peer starts
+# from. compare_pairs' flag defaults and reproduce --scale=cpu's SimCLR runs.
+SIMCLR_RECIPE = dict(optimizer='sgd', base_lr=0.12, weight_decay=5e-4,
+                     temperature=0.5, jitter_strength=0.5, warmup_epochs=0.0,
+                     init='pytorch')
+
+
+def apply_simclr_recipe(c, *, optimizer: str, base_lr: float,
+                        weight_decay: float, temperature: float,
+                        jitter_strength: float, warmup_epochs: float,
+                        init: str):
+  """Sets a SimCLR config's optimiser, τ, colour jitter (SimCLR's strength
+  s: brightness/contrast/saturation 0.8·s, hue 0.2·s) and init (in place)."""
+  c.optim.name, c.optim.base_lr = optimizer, base_lr
+  c.optim.weight_decay, c.optim.warmup_epochs = weight_decay, warmup_epochs
+  c.method.temperature = temperature
+  j = jitter_strength
+  c.data.augment.color_jitter = (0.8 * j, 0.8 * j, 0.8 * j, 0.2 * j)
+  c.model.init = init
+  return c
+
+
 def out_dir(out: str, workdir_flag, default_out: str) -> str:
   """Where a launcher writes its tables: ``out`` when given; else
   ``default_out`` (the committed ``docs/`` page) for the default workdir, and

@@ -279,11 +279,7 @@ def run_config(run: Run, s, workdir: str):
   if s['recipe'] == 'cpu':
     c.optim.warmup_epochs = min(1.0, s['epochs'] / 4)
     if run.method == 'simclr':  # launch/compare_pairs.py's recipe.
-      c.optim.name, c.optim.base_lr, c.optim.weight_decay = 'sgd', 0.12, 5e-4
-      c.optim.warmup_epochs = 0.0
-      c.method.temperature = 0.5
-      c.data.augment.color_jitter = (0.4, 0.4, 0.4, 0.1)
-      c.model.init = 'pytorch'
+      cpu_scale.apply_simclr_recipe(c, **cpu_scale.SIMCLR_RECIPE)
   if 'queue_size' in c.method:  # A multiple of the keys enqueued per step.
     keys = s['batch_size'] * (2 if c.method.symmetric else 1)
     c.method.queue_size = max(keys, c.method.queue_size // keys * keys)
