@@ -98,6 +98,14 @@ def test_compare_methods_runs_each_method_on_both_pair_sets(synthetic_npz,
       ('simclr', 'semantic'), ('simclr', 'augmented')}
   assert all(0 <= float(r['top1']) <= 100 for r in rows)
   assert (out / 'bars.png').stat().st_size > 5_000
+  # SimCLR's runs are compare_pairs' arms: its SGD recipe and PyTorch init,
+  # views cut from the stored images.
+  with open(tmp_path / 'runs' / 'simclr_sp' / 'config.json') as f:
+    c = json.load(f)
+  assert (c['optim']['name'], c['optim']['base_lr'], c['model']['init'],
+          c['method']['temperature'], c['data']['load_size']) == (
+              'sgd', 0.12, 'pytorch', 0.5, -1)
+  assert 'model.init=pytorch' in (out / 'results.md').read_text()
   # A second invocation skips the finished runs.
   assert _run(args, tmp_path).count('done, skipped') == 2
 
@@ -120,6 +128,12 @@ def test_compare_methods_plans_every_method_and_the_supervised_baseline():
   import pytest
   with pytest.raises(UserError, match="Unknown method 'simsiam'"):
     module.runs(['simsiam'])
+  # Every other method keeps its own optimizer but starts from the same init.
+  from absl import flags
+  flags.FLAGS(['compare_methods'])
+  c = module.run_config('byol_sp', 'pairs.csv')
+  assert (c.optim.name, c.model.init, c.data.load_size) == (
+      'lars', 'pytorch', -1)
 
 
 def test_knn_benchmark_times_a_subset_and_extrapolates(tmp_path):
@@ -245,15 +259,17 @@ def test_reproduce_paper_scale_plan_and_check_step(synthetic_npz, tmp_path):
   plan = _run(args, tmp_path)
   # 200 epochs of 48 pairs at batch 256 → 38 steps (rounded up).
   assert 'simclr_semantic_p6' in plan and '     38 steps' in plan
-  assert '(resnet50, 64 px, simclr, lars, batch 256)' in plan
-  assert '(resnet50, 64 px, byol, lars, batch 256)' in plan
+  assert '(resnet50, 64 px, simclr, lars, batch 256, default init)' in plan
+  assert '(resnet50, 64 px, byol, lars, batch 256, default init)' in plan
   assert '(resnet50, 64 px, dino, ' in plan
   text = _run(_tiny_reproduce(synthetic_npz, tmp_path / 'cpu',
                               '--table=methods', '--check_step',
                               '--only=byol_augmented_p6'), tmp_path)
   lines = [l for l in text.splitlines() if l.startswith('step OK')]
-  assert len(lines) == 1 and 'byol_augmented_p6 (resnet_tiny, 16 px, byol' in (
-      lines[0])
+  # At cpu scale every method starts from the same (PyTorch) init.
+  assert len(lines) == 1 and (
+      'byol_augmented_p6 (resnet_tiny, 16 px, byol, lars, batch 8, pytorch '
+      'init)') in lines[0]
 
 
 def test_benchmark_compares_with_pytorch_on_the_same_batches(synthetic_npz,
