@@ -317,14 +317,15 @@ def invariance_of(run_dir: str, s) -> Dict:
   """Top-K RIS per transformation set, cached in the run's folder (and
   recomputed when the set builders' settings change)."""
   path = os.path.join(run_dir, 'invariance.json')
+  from ssl_pairs.evals import invariance_report  # pylint: disable=g-import-not-at-top
   settings = {'n': _INVARIANCE_N.value, 'videos': videos(),
-              'dataset': s['dataset']}
+              'dataset': s['dataset'],
+              'sets': list(invariance_report.SET_NAMES)}
   if os.path.exists(path):
     with open(path) as f:
       cached = json.load(f)
     if cached.get('settings') == settings:
       return cached['results']
-  from ssl_pairs.evals import invariance_report  # pylint: disable=g-import-not-at-top
   results = invariance_report.report(run_dir, s['dataset'], settings['n'],
                                      settings['videos'], seed=0)
   results = json.loads(json.dumps(results))  # Keys as read back: '10', '25'.

@@ -88,6 +88,18 @@ def test_viewpoint_sets_are_windows_inside_shots():
   np.testing.assert_array_equal(class_ids, shots)
 
 
+def test_instance_viewpoint_sets_spread_over_each_clip():
+  from ssl_pairs.evals.invariance import instance_viewpoint_sets
+  clips = np.array([0] * 10 + [1] * 7 + [2] * 2)
+  set_ids, class_ids = instance_viewpoint_sets(clips, per_set=3)
+  # Clip 0 (stride 3): {0, 3, 6}, {1, 4, 7}, {2, 5, 8}; frame 9 alone.
+  # Clip 1 (stride 2): {10, 12, 14}, {11, 13, 15}; frame 16 alone. Clip 2 is
+  # shorter than a set: two sets of one.
+  np.testing.assert_array_equal(
+      set_ids, [0, 1, 2, 0, 1, 2, 0, 1, 2, 3, 4, 5, 4, 5, 4, 5, 6, 7, 8])
+  np.testing.assert_array_equal(class_ids, clips)
+
+
 # ------------------------------------------------------ transformation sets
 
 
@@ -180,13 +192,21 @@ def test_invariance_report_of_a_checkpoint(smoke_config, real_data_dir,
   config.eval.probe = False
   workdir = str(tmp_path / 'run')
   train.run(config, workdir)
-  results = invariance_report.report(workdir, 'tiny_imagenet', 6,
-                                     [f'{real_data_dir}/video_bikes.npz'])
+  videos = [f'{real_data_dir}/video_bikes.npz',
+            f'{real_data_dir}/video_carphone_pristine.npz']
+  results = invariance_report.report(workdir, 'tiny_imagenet', 6, videos)
   assert set(results) == {'occlusion', 'background', 'illumination_colour',
-                          'illumination_direction', 'instance', 'viewpoint'}
+                          'illumination_direction', 'instance', 'viewpoint',
+                          'instance_viewpoint'}
   for name, r in results.items():
     assert 0 < r[10] and 0 < r[25], name
   assert results['occlusion']['sets'] == 6
-  # Shots of 30, 46, 61, 50, 55, 8 frames in windows of 5: 6+10+13+10+11+2.
-  assert results['viewpoint']['sets'] == 52
+  # Bikes' shots of 30, 46, 61, 50, 55, 8 frames in windows of 5:
+  # 6+10+13+10+11+2, and carphone's one shot of 120 frames: 24.
+  assert results['viewpoint']['sets'] == 52 + 24
+  # Instance + viewpoint: 250 // 5 + 120 // 5 sets spanning each clip.
+  assert results['instance_viewpoint']['sets'] == 50 + 24
+  # One clip is one class: no score (p would be 0).
+  one = invariance_report.report(workdir, 'tiny_imagenet', 6, videos[:1])
+  assert 'viewpoint' in one and 'instance_viewpoint' not in one
   assert '| viewpoint |' in invariance_report.markdown(results)

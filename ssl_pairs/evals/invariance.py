@@ -95,3 +95,32 @@ def viewpoint_sets(shots, window: int = 5):
     set_ids[frames] = next_id + np.arange(len(frames)) // window
     next_id = set_ids[frames].max() + 1
   return set_ids, shots.copy()
+
+
+def instance_viewpoint_sets(clips, per_set: int = 5):
+  """(set_ids, class_ids) for video frames: each set is ``per_set`` frames
+  spread evenly over one whole clip (stride = clip length // per_set; set o
+  holds frames o, o + stride, …), the class is the clip.
+
+  Viewpoint sets stay inside one shot; these span the clip, so across a cut
+  the objects in view change as well as the camera (the bikes clip's six shots
+  show other riders from other positions: instance + viewpoint). A one-shot
+  clip (carphone) changes only pose and viewpoint across its sets. Frames left
+  over (length % per_set) form sets of one, which the score skips.
+  """
+  clips = np.asarray(clips)
+  set_ids = np.empty(len(clips), np.int64)
+  next_id = 0
+  for c in np.unique(clips):
+    frames = np.nonzero(clips == c)[0]
+    stride = len(frames) // per_set
+    if stride == 0:  # Too short for one set: every frame on its own.
+      set_ids[frames] = next_id + np.arange(len(frames))
+      next_id += len(frames)
+      continue
+    pos = np.arange(len(frames))
+    full = pos < stride * per_set
+    set_ids[frames[full]] = next_id + pos[full] % stride
+    set_ids[frames[~full]] = next_id + stride + np.arange((~full).sum())
+    next_id = set_ids[frames].max() + 1
+  return set_ids, clips.copy()

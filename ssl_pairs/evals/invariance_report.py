@@ -2,8 +2,10 @@ r"""python -m ssl_pairs.evals.invariance_report --restore=runs/simclr_sp
 
 Top-K Representation Invariance Scores (K = 10, 25) of a checkpoint's encoder
 for every transformation-set builder: occlusion, background, illumination
-colour and direction, instance (Tiny-ImageNet train, with its boxes) and
-viewpoint (windows of consecutive frames of the videos' shots). Sets are
+colour and direction, instance (Tiny-ImageNet train, with its boxes),
+viewpoint (windows of consecutive frames of the videos' shots) and instance +
+viewpoint (frames spread over each whole clip, across its cuts; needs two or
+more clips, the classes of that score). Sets are
 built at the checkpoint's resolution; features are the pooled backbone output
 extracted under jit. Writes ``<restore>/invariance.json`` and prints a table.
 """
@@ -17,9 +19,12 @@ import numpy as np
 
 from ssl_pairs.data import sources, video
 from ssl_pairs.evals import transform_sets
-from ssl_pairs.evals.invariance import topk_invariance_score, viewpoint_sets
+from ssl_pairs.evals.invariance import (instance_viewpoint_sets,
+                                        topk_invariance_score, viewpoint_sets)
 
 FLAGS = flags.FLAGS
+# Every score report() can return (the video ones need --videos).
+SET_NAMES = (*transform_sets.BUILDERS, 'viewpoint', 'instance_viewpoint')
 
 
 def _define_flags():
@@ -65,18 +70,23 @@ def report(restore: str, dataset: str, n: int, videos, seed: int = 0):
     scores = topk_invariance_score(features_of(images), set_ids, class_ids)
     results[name] = {**scores, 'sets': int(len(np.unique(set_ids)))}
   if videos:
-    frames, shots, offset = [], [], 0
-    for path in videos:
+    frames, shots, clips, offset = [], [], [], 0
+    for i, path in enumerate(videos):
       clip = sources.load_split(path, 'train', data_dir, size)
       ids = video.shot_ids(clip)
       frames.append(clip.gather(np.arange(len(clip))))
       shots.append(ids + offset)
+      clips.append(np.full(len(clip), i))
       offset += ids.max() + 1
-    shots = np.concatenate(shots)
-    set_ids, class_ids = viewpoint_sets(shots, window=5)
-    scores = topk_invariance_score(features_of(np.concatenate(frames)),
-                                   set_ids, class_ids)
-    results['viewpoint'] = {**scores, 'sets': int(len(np.unique(set_ids)))}
+    features = features_of(np.concatenate(frames))
+    for name, (set_ids, class_ids) in (
+        ('viewpoint', viewpoint_sets(np.concatenate(shots), window=5)),
+        ('instance_viewpoint',
+         instance_viewpoint_sets(np.concatenate(clips), per_set=5))):
+      if len(np.unique(class_ids)) < 2:  # p = 0: every neuron always fires.
+        continue
+      scores = topk_invariance_score(features, set_ids, class_ids)
+      results[name] = {**scores, 'sets': int(len(np.unique(set_ids)))}
   return results
 
 
