@@ -99,9 +99,6 @@ def main(argv):
                                num_processes=_NUM_PROCESSES.value,
                                process_id=_PROCESS_ID.value)
   from ssl_pairs import train  # pylint: disable=g-import-not-at-top
-  from ssl_pairs.errors import UserError  # pylint: disable=g-import-not-at-top
-  from ssl_pairs.checkpoint import CheckpointWriteError  # pylint: disable=g-import-not-at-top
-  from ssl_pairs.metrics import NonFiniteLossError  # pylint: disable=g-import-not-at-top
   from ssl_pairs.evals import run as eval_run  # pylint: disable=g-import-not-at-top
 
   config = _CONFIG.value
@@ -113,29 +110,17 @@ def main(argv):
     config.task  # pylint: disable=pointless-statement
   except (OSError, ImportError, SyntaxError) as e:
     _config_load_error(e)
-  try:
-    if config.task == 'eval':
-      eval_run.evaluate_checkpoint(config, _WORKDIR.value)
-    else:
-      workdir = _WORKDIR.value or os.path.join('runs', config.name)
-      report = train.run(config, workdir)
-      if report:
-        print(eval_run.markdown_table(report['results']))
-        print(f'Results: {os.path.join(workdir, "eval.json")}')
-  except UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
-  except NonFiniteLossError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(3)
-  except CheckpointWriteError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(4)
-  except train.Preempted as e:
-    print(str(e), file=sys.stderr)
-    sys.exit(train.PREEMPTED_EXIT_CODE)
+  if config.task == 'eval':
+    eval_run.evaluate_checkpoint(config, _WORKDIR.value)
+  else:
+    workdir = _WORKDIR.value or os.path.join('runs', config.name)
+    report = train.run(config, workdir)
+    if report:
+      print(eval_run.markdown_table(report['results']))
+      print(f'Results: {os.path.join(workdir, "eval.json")}')
 
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config'])
-  app.run(main, flags_parser=_parse_flags)
+  from ssl_pairs.cli import clear_errors  # pylint: disable=g-import-not-at-top
+  app.run(clear_errors(main), flags_parser=_parse_flags)

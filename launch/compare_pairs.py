@@ -315,4 +315,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from ssl_pairs.cli import clear_errors  # pylint: disable=g-import-not-at-top
+  app.run(clear_errors(main))

@@ -244,7 +244,9 @@ def test_reproduce_trains_shared_runs_once_and_writes_tables(synthetic_npz,
       [sys.executable, *_tiny_reproduce(synthetic_npz, tmp_path, tables,
                                         '--seed=1')],
       cwd=REPO, capture_output=True, text=True, timeout=300)
-  assert proc.returncode != 0 and 'seed: 0 → 1' in proc.stderr
+  # One clear line, exit code 2 (ssl_pairs.cli), no traceback.
+  assert proc.returncode == 2 and 'seed: 0 → 1' in proc.stderr
+  assert 'Traceback' not in proc.stderr and 'error: ' in proc.stderr
 
 
 def test_reproduce_paper_scale_plan_and_check_step(synthetic_npz, tmp_path):

@@ -1,0 +1,52 @@
+"""How programs end on the library's expected failures: one line on stderr
+and a documented exit code instead of a traceback.
+
+====================================  ====
+exception                              exit
+====================================  ====
+``errors.UserError`` (bad input)          2
+``metrics.NonFiniteLossError``            3
+``checkpoint.CheckpointWriteError``       4
+``train.Preempted`` (SIGTERM, saved)     75
+====================================  ====
+
+``main.py`` and the ``launch/`` programs that train wrap their ``main`` with
+:func:`clear_errors`; anything else still raises with its traceback.
+"""
+
+import functools
+import sys
+
+
+def exit_code(error: BaseException):
+  """The exit code of an expected failure, else None. Imports lazily, so a
+  program can configure JAX before the library loads it."""
+  from ssl_pairs import train  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.checkpoint import CheckpointWriteError  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.errors import UserError  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.metrics import NonFiniteLossError  # pylint: disable=g-import-not-at-top
+  for kind, code in ((UserError, 2), (NonFiniteLossError, 3),
+                     (CheckpointWriteError, 4),
+                     (train.Preempted, train.PREEMPTED_EXIT_CODE)):
+    if isinstance(error, kind):
+      return code
+  return None
+
+
+def clear_errors(main):
+  """Wraps an absl ``main(argv)``: expected failures print their message
+  (``error: …``; a preemption says where its checkpoint is) and exit with
+  their code."""
+  @functools.wraps(main)
+  def wrapped(argv):
+    try:
+      return main(argv)
+    except Exception as e:  # pylint: disable=broad-except
+      code = exit_code(e)
+      if code is None:
+        raise
+      from ssl_pairs import train  # pylint: disable=g-import-not-at-top
+      prefix = '' if isinstance(e, train.Preempted) else 'error: '
+      print(f'{prefix}{e}', file=sys.stderr, flush=True)
+      sys.exit(code)
+  return wrapped
