@@ -5,14 +5,16 @@ Every method × {semantic pairs, augmented pairs} at the CPU scale of
 
 The pairs are the same matched sets (``build_pairs``: all Tiny-ImageNet
 classes, 100 images each, ``--match=images``), and every run has the same
-network (ResNet-18, CIFAR stem, width 1/4) and its initialisation (PyTorch's,
-``--init``), resolution (32-px views cut from the 64-px images), batch (128),
+network (ResNet-18, CIFAR stem, width 1/4), resolution (32-px views cut from
+the 64-px images), batch (128),
 number of steps (``--epochs`` over the 20k pairs) and seed. What differs is the
 method and its own settings from ``configs/<method>_{sp,pa}.py`` — loss, heads,
 EMA/queue/centre, augmentation preset and, unless ``--optimizer`` names one for
-all runs, its optimizer. SimCLR takes the SGD recipe calibrated against the
-lightly peer (``cpu_scale.SIMCLR_RECIPE``), so its two runs are
-``launch/compare_pairs.py``'s two arms. The supervised baseline trains on the
+all runs, its optimizer and (unless ``--init`` names one) its initialisation.
+SimCLR takes the SGD recipe and PyTorch init calibrated against the lightly
+peer (``cpu_scale.SIMCLR_RECIPE``), so its two runs are
+``launch/compare_pairs.py``'s two arms; from PyTorch's init BYOL collapsed
+within 80 steps at this scale, so the other methods keep their own init. The supervised baseline trains on the
 augmented set (each image once per epoch) with its labels.
 
 At the end every encoder is evaluated (kNN k = 20/200 and the linear probe on
@@ -71,9 +73,10 @@ _LR = flags.DEFINE_float('base_lr', 0.12, 'Base lr (× B/256) with --optimizer.'
 _WD = flags.DEFINE_float('weight_decay', 5e-4, 'Weight decay with --optimizer.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Training seed (same for every run).')
 _INIT = flags.DEFINE_enum(
-    'init', cpu_scale.CPU_INIT, ['default', 'pytorch'],
-    'model.init of every run (ResNets only; ViTs keep their own): PyTorch\'s '
-    'layer initialisation, compare_pairs\' default, or ssl_pairs\' default.')
+    'init', 'method', ['method', 'default', 'pytorch'],
+    '"method": SimCLR PyTorch\'s layer initialisation (its CPU recipe, '
+    'compare_pairs\' default), every other method its config\'s; otherwise '
+    'this model.init for every run (ResNets only; ViTs keep their own).')
 _LOAD_SIZE = flags.DEFINE_integer(
     'load_size', -1, 'data.load_size: -1 = cut the views from the stored '
     '(64-px) images, as compare_pairs does; 0 = resize to --image_size first.')
@@ -119,12 +122,13 @@ def run_config(name, pair_file):
     c.optim.weight_decay = _WD.value
   c.optim.warmup_epochs = min(1.0, _EPOCHS.value / 4)
   c.data.load_size = _LOAD_SIZE.value
-  if not _ARCH.value.startswith('vit'):
-    c.model.init = _INIT.value
   if name.startswith('simclr') and _OPTIMIZER.value == 'method':
     # SimCLR's CPU recipe: these runs are compare_pairs' two arms.
-    cpu_scale.apply_simclr_recipe(
-        c, **dict(cpu_scale.SIMCLR_RECIPE, init=c.model.init))
+    cpu_scale.apply_simclr_recipe(c, **cpu_scale.SIMCLR_RECIPE)
+  if _ARCH.value.startswith('vit'):
+    c.model.init = 'default'  # ViTs initialise as their paper does.
+  elif _INIT.value != 'method':
+    c.model.init = _INIT.value
   if 'queue_size' in c.method:  # A multiple of the keys enqueued per step.
     keys = _BATCH.value * (2 if c.method.symmetric else 1)
     c.method.queue_size = max(keys, c.method.queue_size // keys * keys)
@@ -157,6 +161,19 @@ COLUMNS = (('cifar10', 'probe'), ('cifar10', 'knn@200'),
            ('tiny_imagenet', 'probe'), ('tiny_imagenet', 'knn@200'))
 
 
+def settings_of_runs() -> str:
+  """The optimizer and init clause of the settings line."""
+  if _OPTIMIZER.value == 'method':
+    optimizer = 'each method\'s own optimizer (SimCLR: compare_pairs\' SGD)'
+  else:
+    optimizer = f'{_OPTIMIZER.value} for every run'
+  if _INIT.value == 'method':
+    init = 'each method\'s own init (SimCLR: model.init=pytorch)'
+  else:
+    init = f'model.init={_INIT.value}'
+  return f'{optimizer}, {init}'
+
+
 def write_outputs(results, out_dir, argv):
   """results.csv, results.md and bars.png in ``out_dir``."""
   os.makedirs(out_dir, exist_ok=True)
@@ -176,10 +193,8 @@ def write_outputs(results, out_dir, argv):
       f'Settings: {_DATASET.value} train pairs (all classes × '
       f'{_PAIRS_PER_CLASS.value} images, matched), {_ARCH.value} width '
       f'{_WIDTH.value:g}, {_SIZE.value} px, batch {_BATCH.value}, '
-      f'{_EPOCHS.value:g} epochs, seed {_SEED.value}, optimizer: '
-      f'{_OPTIMIZER.value} (SimCLR: compare_pairs\' SGD recipe), '
-      f'model.init={_INIT.value}, data.load_size={_LOAD_SIZE.value}. '
-      'Top-1 % of the frozen encoder.', '',
+      f'{_EPOCHS.value:g} epochs, seed {_SEED.value}, {settings_of_runs()}, '
+      f'data.load_size={_LOAD_SIZE.value}. Top-1 % of the frozen encoder.', '',
       '| method | pairs | ' + ' | '.join(f'{d} {m}' for d, m in COLUMNS) +
       ' | loss first → last | effective rank first → last | train wall time |',
       '|---|---|' + '---|' * (len(COLUMNS) + 3)]

@@ -28,9 +28,9 @@ several tables — e.g. the PS run of ``main`` is the 'full' row of
 Scales: ``cpu`` fits a 2-core machine — ResNet-18 (CIFAR stem, width 1/4),
 32-px views cut from the 64-px images, batch 128, 8 epochs, 50 images per
 class of the 200 Tiny-ImageNet classes, the SGD recipe of
-``launch/compare_pairs.py`` for SimCLR and each other method's own optimizer,
-every ResNet from PyTorch's layer initialisation (``model.init=pytorch``, as in
-``compare_pairs`` and ``compare_methods``);
+``launch/compare_pairs.py`` for SimCLR (with PyTorch's layer initialisation,
+``model.init=pytorch``) and each other method's own optimizer and init (BYOL
+collapses from PyTorch's init at this scale; BENCHMARKS.md);
 ``paper`` is the paper's setting for GPUs — ResNet-50 (``--arch=vit_small``
 for ViT-S/8) at 64 px, batch 256, 200 epochs, 157 images per class (full
 Tiny-ImageNet or an ImageNet folder with ``--dataset``), each method's own
@@ -279,8 +279,6 @@ def run_config(run: Run, s, workdir: str):
   c.data.object_crops = run.object_crops
   if s['recipe'] == 'cpu':
     c.optim.warmup_epochs = min(1.0, s['epochs'] / 4)
-    if not s['arch'].startswith('vit'):
-      c.model.init = cpu_scale.CPU_INIT  # Every method from one start.
     if run.method == 'simclr':  # launch/compare_pairs.py's recipe.
       cpu_scale.apply_simclr_recipe(c, **cpu_scale.SIMCLR_RECIPE)
   if 'queue_size' in c.method:  # A multiple of the keys enqueued per step.

@@ -45,6 +45,35 @@ def test_compare_pairs_writes_tables_curves_and_plot(synthetic_npz, tmp_path):
   assert (out / 'curve.png').stat().st_size > 10_000
 
 
+def test_early_steps_trains_a_changed_config_and_stops(smoke_config,
+                                                       tmp_path):
+  run = tmp_path / 'run'
+  run.mkdir()
+  c = smoke_config.copy_and_resolve_references()
+  c.total_steps, c.log_every_steps = 40, 2
+  (run / 'config.json').write_text(c.to_json_best_effort())
+  text = _run(['launch/early_steps.py', f'--run={run}',
+               f'--workdir={tmp_path / "try"}', '--steps=4', '--every=2',
+               '--set=model.init=pytorch', '--set=method.temperature=0.3'],
+              tmp_path)
+  with open(tmp_path / 'try' / 'config.json') as f:
+    saved = json.load(f)
+  # The changes are applied; the 40-step schedule is kept, stopped at 4.
+  assert saved['model']['init'] == 'pytorch'
+  assert saved['method']['temperature'] == 0.3 and saved['total_steps'] == 40
+  rows = [l for l in text.splitlines() if l.startswith('| ') and
+          l[2].isdigit()]
+  steps = [int(l.split('|')[1]) for l in rows]
+  # Stopped at the first log boundary after step 4 was seen, far from 40.
+  assert steps[:3] == [1, 2, 4] and steps[-1] <= 4 + 2 * 2
+  assert float(rows[-1].split('|')[3]) >= 1.0  # Effective rank.
+  proc = subprocess.run(
+      [sys.executable, 'launch/early_steps.py', f'--run={run}',
+       f'--workdir={tmp_path / "try"}', '--set=model.nope=1'],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2 and 'already holds a run' in proc.stderr
+
+
 def test_out_dir_keeps_experiments_off_the_committed_tables():
   sys.path.insert(0, REPO)
   from launch import cpu_scale  # pylint: disable=g-import-not-at-top
@@ -105,7 +134,7 @@ def test_compare_methods_runs_each_method_on_both_pair_sets(synthetic_npz,
   assert (c['optim']['name'], c['optim']['base_lr'], c['model']['init'],
           c['method']['temperature'], c['data']['load_size']) == (
               'sgd', 0.12, 'pytorch', 0.5, -1)
-  assert 'model.init=pytorch' in (out / 'results.md').read_text()
+  assert "(SimCLR: model.init=pytorch)" in (out / 'results.md').read_text()
   # A second invocation skips the finished runs.
   assert _run(args, tmp_path).count('done, skipped') == 2
 
@@ -128,12 +157,17 @@ def test_compare_methods_plans_every_method_and_the_supervised_baseline():
   import pytest
   with pytest.raises(UserError, match="Unknown method 'simsiam'"):
     module.runs(['simsiam'])
-  # Every other method keeps its own optimizer but starts from the same init.
+  # Every other method keeps its own optimizer and init (BYOL collapses from
+  # PyTorch's at CPU scale) unless --init names one for all.
   from absl import flags
   flags.FLAGS(['compare_methods'])
   c = module.run_config('byol_sp', 'pairs.csv')
   assert (c.optim.name, c.model.init, c.data.load_size) == (
-      'lars', 'pytorch', -1)
+      'lars', 'default', -1)
+  flags.FLAGS(['compare_methods', '--init=pytorch'])
+  assert module.run_config('byol_sp', 'pairs.csv').model.init == 'pytorch'
+  flags.FLAGS(['compare_methods', '--arch=vit_tiny'])
+  assert module.run_config('simclr_sp', 'pairs.csv').model.init == 'default'
 
 
 def test_knn_benchmark_times_a_subset_and_extrapolates(tmp_path):
@@ -268,9 +302,9 @@ def test_reproduce_paper_scale_plan_and_check_step(synthetic_npz, tmp_path):
                               '--table=methods', '--check_step',
                               '--only=byol_augmented_p6'), tmp_path)
   lines = [l for l in text.splitlines() if l.startswith('step OK')]
-  # At cpu scale every method starts from the same (PyTorch) init.
+  # At cpu scale only SimCLR takes PyTorch's init; BYOL keeps its own.
   assert len(lines) == 1 and (
-      'byol_augmented_p6 (resnet_tiny, 16 px, byol, lars, batch 8, pytorch '
+      'byol_augmented_p6 (resnet_tiny, 16 px, byol, lars, batch 8, default '
       'init)') in lines[0]
 
 
