@@ -114,8 +114,10 @@ _CHECK_STEP = flags.DEFINE_bool(
 _SEED = flags.DEFINE_integer('seed', 0, 'Training seed (every run).')
 _INVARIANCE_N = flags.DEFINE_integer('invariance_n', 200,
                                      'Objects per invariance set builder.')
-_VIDEOS = flags.DEFINE_list('videos', ['video_bikes.npz'],
-                            'Videos for viewpoint invariance ([] to skip).')
+_VIDEOS = flags.DEFINE_list(
+    'videos', ['video_bikes.npz', 'video_carphone_pristine.npz'],
+    'Videos for the viewpoint and instance + viewpoint invariances (the latter '
+    'needs two or more; [] to skip).')
 # Scale overrides (empty / negative = the scale's value).
 _DATASET = flags.DEFINE_string('dataset', '', 'Pretraining dataset.')
 _ARCH = flags.DEFINE_string('arch', '', 'Backbone.')
@@ -434,7 +436,8 @@ def plot(table, rows, label_keys, inv_names, path):
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   names = [' / '.join(r[k] for k in label_keys) for r in rows]
-  fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(rows) + 1.5), 3.8))
+  groups = len(inv_names) if table == 'invariance' else len(rows)
+  fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * groups + 1.5), 3.8))
   if table == 'efficiency':
     ax.bar(names, [r['train_seconds'] / 60 for r in rows], color='tab:gray')
     ylabel = 'training wall time (min)'
@@ -446,7 +449,9 @@ def plot(table, rows, label_keys, inv_names, path):
               for n in inv_names], width=width,
              label=names[i])
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(inv_names))],
-                  inv_names, rotation=20)
+                  [n.replace('_', '\n') for n in inv_names])
+    ax.legend(loc='upper left', fontsize='small', ncol=len(rows))
+    ax.set_ylim(0, 1.2 * ax.get_ylim()[1])  # Room for the legend.
     ylabel = 'Top-25 RIS'
   else:
     colours = ['tab:blue' if r.get('pairs') == 'semantic' else
@@ -462,9 +467,9 @@ def plot(table, rows, label_keys, inv_names, path):
                         for r in rows], 'k-o', label='occlusion RIS@25')
       twin.set_ylabel('occlusion Top-25 RIS')
       twin.legend(loc='lower right')
-  ax.tick_params(axis='x', labelrotation=20)
-  cpu_scale.finish_figure(fig, ax, path, ylabel,
-                          legend=table == 'invariance')
+  if table != 'invariance':
+    ax.tick_params(axis='x', labelrotation=20)
+  cpu_scale.finish_figure(fig, ax, path, ylabel, legend=False)
 
 
 def shape(r, s, workdir) -> str:
