@@ -10,7 +10,9 @@ the 64-px images), batch (128),
 number of steps (``--epochs`` over the 20k pairs) and seed. What differs is the
 method and its own settings from ``configs/<method>_{sp,pa}.py`` — loss, heads,
 EMA/queue/centre, augmentation preset and, unless ``--optimizer`` names one for
-all runs, its optimizer and (unless ``--init`` names one) its initialisation.
+all runs, its optimizer (BYOL's LARS collapses at this scale, so BYOL takes
+SimCLR's SGD: ``cpu_scale.CPU_OPTIMIZERS``) and (unless ``--init`` names one)
+its initialisation.
 SimCLR takes the SGD recipe and PyTorch init calibrated against the lightly
 peer (``cpu_scale.SIMCLR_RECIPE``), so its two runs are
 ``launch/compare_pairs.py``'s two arms; from PyTorch's init BYOL collapsed
@@ -121,6 +123,8 @@ def run_config(name, pair_file):
     c.optim.base_lr = _LR.value
     c.optim.weight_decay = _WD.value
   c.optim.warmup_epochs = min(1.0, _EPOCHS.value / 4)
+  if _OPTIMIZER.value == 'method':
+    cpu_scale.apply_cpu_optimizer(c, c.method.name)
   c.data.load_size = _LOAD_SIZE.value
   if name.startswith('simclr') and _OPTIMIZER.value == 'method':
     # SimCLR's CPU recipe: these runs are compare_pairs' two arms.
@@ -164,7 +168,8 @@ COLUMNS = (('cifar10', 'probe'), ('cifar10', 'knn@200'),
 def settings_of_runs() -> str:
   """The optimizer and init clause of the settings line."""
   if _OPTIMIZER.value == 'method':
-    optimizer = 'each method\'s own optimizer (SimCLR: compare_pairs\' SGD)'
+    optimizer = ('each method\'s own optimizer (SimCLR and BYOL: '
+                 'compare_pairs\' SGD)')
   else:
     optimizer = f'{_OPTIMIZER.value} for every run'
   if _INIT.value == 'method':

@@ -40,6 +40,26 @@ SIMCLR_RECIPE = dict(optimizer='sgd', base_lr=0.12, weight_decay=5e-4,
                      init='pytorch')
 
 
+# Other methods whose own (paper) optimizer fails at CPU scale, with the one
+# that replaces it there: lightly's CIFAR-10 benchmark optimizer (SGD, lr
+# 0.06 at batch 128, weight decay 5e-4), SimCLR's too. BYOL with its LARS
+# (lr 0.5 at batch 128) collapsed on semantic pairs (effective rank 2.5 at
+# step 100, from either init); with this SGD the rank was 42 at step 100
+# (BENCHMARKS.md, "BYOL at CPU scale").
+CPU_OPTIMIZERS = {
+    'byol': dict(name='sgd', base_lr=0.12, weight_decay=5e-4,
+                 warmup_epochs=0.0),
+}
+
+
+def apply_cpu_optimizer(c, method: str):
+  """Replaces ``method``'s optimizer by its CPU_OPTIMIZERS entry, if any
+  (in place)."""
+  for key, value in CPU_OPTIMIZERS.get(method, {}).items():
+    c.optim[key] = value
+  return c
+
+
 def apply_simclr_recipe(c, *, optimizer: str, base_lr: float,
                         weight_decay: float, temperature: float,
                         jitter_strength: float, warmup_epochs: float,

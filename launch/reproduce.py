@@ -29,8 +29,9 @@ Scales: ``cpu`` fits a 2-core machine — ResNet-18 (CIFAR stem, width 1/4),
 32-px views cut from the 64-px images, batch 128, 8 epochs, 50 images per
 class of the 200 Tiny-ImageNet classes, the SGD recipe of
 ``launch/compare_pairs.py`` for SimCLR (with PyTorch's layer initialisation,
-``model.init=pytorch``) and each other method's own optimizer and init (BYOL
-collapses from PyTorch's init at this scale; BENCHMARKS.md);
+``model.init=pytorch``), the same SGD for BYOL (its LARS collapses at this
+scale; ``cpu_scale.CPU_OPTIMIZERS``) and each other method's own optimizer and
+init;
 ``paper`` is the paper's setting for GPUs — ResNet-50 (``--arch=vit_small``
 for ViT-S/8) at 64 px, batch 256, 200 epochs, 157 images per class (full
 Tiny-ImageNet or an ImageNet folder with ``--dataset``), each method's own
@@ -281,6 +282,7 @@ def run_config(run: Run, s, workdir: str):
   c.data.object_crops = run.object_crops
   if s['recipe'] == 'cpu':
     c.optim.warmup_epochs = min(1.0, s['epochs'] / 4)
+    cpu_scale.apply_cpu_optimizer(c, run.method)
     if run.method == 'simclr':  # launch/compare_pairs.py's recipe.
       cpu_scale.apply_simclr_recipe(c, **cpu_scale.SIMCLR_RECIPE)
   if 'queue_size' in c.method:  # A multiple of the keys enqueued per step.

@@ -157,13 +157,18 @@ def test_compare_methods_plans_every_method_and_the_supervised_baseline():
   import pytest
   with pytest.raises(UserError, match="Unknown method 'simsiam'"):
     module.runs(['simsiam'])
-  # Every other method keeps its own optimizer and init (BYOL collapses from
-  # PyTorch's at CPU scale) unless --init names one for all.
+  # Every other method keeps its own init (BYOL collapses from PyTorch's at
+  # CPU scale) unless --init names one for all, and its own optimizer but
+  # BYOL's LARS, which collapses there too: BYOL takes SimCLR's SGD.
   from absl import flags
   flags.FLAGS(['compare_methods'])
   c = module.run_config('byol_sp', 'pairs.csv')
-  assert (c.optim.name, c.model.init, c.data.load_size) == (
-      'lars', 'default', -1)
+  assert (c.optim.name, c.optim.base_lr, c.optim.warmup_epochs, c.model.init,
+          c.data.load_size) == ('sgd', 0.12, 0.0, 'default', -1)
+  c = module.run_config('vicreg_sp', 'pairs.csv')
+  assert (c.optim.name, c.model.init) == ('lars', 'default')
+  flags.FLAGS(['compare_methods', '--optimizer=lars'])
+  assert module.run_config('byol_sp', 'pairs.csv').optim.name == 'lars'
   flags.FLAGS(['compare_methods', '--init=pytorch'])
   assert module.run_config('byol_sp', 'pairs.csv').model.init == 'pytorch'
   flags.FLAGS(['compare_methods', '--arch=vit_tiny'])
@@ -302,9 +307,10 @@ def test_reproduce_paper_scale_plan_and_check_step(synthetic_npz, tmp_path):
                               '--table=methods', '--check_step',
                               '--only=byol_augmented_p6'), tmp_path)
   lines = [l for l in text.splitlines() if l.startswith('step OK')]
-  # At cpu scale only SimCLR takes PyTorch's init; BYOL keeps its own.
+  # At cpu scale only SimCLR takes PyTorch's init; BYOL keeps its own, and
+  # takes SimCLR's SGD (its LARS collapses there).
   assert len(lines) == 1 and (
-      'byol_augmented_p6 (resnet_tiny, 16 px, byol, lars, batch 8, default '
+      'byol_augmented_p6 (resnet_tiny, 16 px, byol, sgd, batch 8, default '
       'init)') in lines[0]
 
 
