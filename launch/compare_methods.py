@@ -9,15 +9,15 @@ network (ResNet-18, CIFAR stem, width 1/4), resolution (32-px views cut from
 the 64-px images), batch (128),
 number of steps (``--epochs`` over the 20k pairs) and seed. What differs is the
 method and its own settings from ``configs/<method>_{sp,pa}.py`` — loss, heads,
-EMA/queue/centre, augmentation preset and, unless ``--optimizer`` names one for
-all runs, its optimizer (BYOL's LARS collapses at this scale, so BYOL takes
-SimCLR's SGD: ``cpu_scale.CPU_OPTIMIZERS``) and (unless ``--init`` names one)
-its initialisation.
-SimCLR takes the SGD recipe and PyTorch init calibrated against the lightly
-peer (``cpu_scale.SIMCLR_RECIPE``), so its two runs are
-``launch/compare_pairs.py``'s two arms; from PyTorch's init BYOL collapsed
-within 80 steps at this scale, so the other methods keep their own init. The supervised baseline trains on the
-augmented set (each image once per epoch) with its labels.
+EMA/queue/centre, augmentation preset, initialisation (unless ``--init`` names
+one for all runs) and optimizer (unless ``--optimizer`` does). Two exceptions
+at this scale: SimCLR takes the SGD recipe and PyTorch init calibrated against
+the lightly peer (``cpu_scale.SIMCLR_RECIPE``), so its two runs are
+``launch/compare_pairs.py``'s two arms; BYOL, whose LARS collapses here, takes
+the same SGD (``cpu_scale.CPU_OPTIMIZERS``). The other methods keep their own
+init because BYOL collapsed fastest from PyTorch's (BENCHMARKS.md). The
+supervised baseline trains on the augmented set (each image once per epoch)
+with its labels.
 
 At the end every encoder is evaluated (kNN k = 20/200 and the linear probe on
 CIFAR-10 test and Tiny-ImageNet val). Writes ``<out>/results.md``,

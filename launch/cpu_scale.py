@@ -34,7 +34,7 @@ def apply(c, *, arch: str, width: float, image_size: int, batch_size: int,
 # from. compare_pairs' flag defaults, and the SimCLR runs of compare_methods
 # (with --optimizer=method) and reproduce --scale=cpu. The other methods keep
 # their configs' init: with PyTorch's, BYOL collapsed within 80 steps at this
-# scale (BENCHMARKS.md, "BYOL and the initialisation").
+# scale (BENCHMARKS.md, "BYOL at CPU scale").
 SIMCLR_RECIPE = dict(optimizer='sgd', base_lr=0.12, weight_decay=5e-4,
                      temperature=0.5, jitter_strength=0.5, warmup_epochs=0.0,
                      init='pytorch')
