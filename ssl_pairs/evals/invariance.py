@@ -113,14 +113,10 @@ def instance_viewpoint_sets(clips, per_set: int = 5):
   next_id = 0
   for c in np.unique(clips):
     frames = np.nonzero(clips == c)[0]
-    stride = len(frames) // per_set
-    if stride == 0:  # Too short for one set: every frame on its own.
-      set_ids[frames] = next_id + np.arange(len(frames))
-      next_id += len(frames)
-      continue
+    stride = len(frames) // per_set  # 0: too short, every frame alone.
     pos = np.arange(len(frames))
     full = pos < stride * per_set
-    set_ids[frames[full]] = next_id + pos[full] % stride
+    set_ids[frames[full]] = next_id + pos[full] % max(stride, 1)
     set_ids[frames[~full]] = next_id + stride + np.arange((~full).sum())
     next_id = set_ids[frames].max() + 1
   return set_ids, clips.copy()
