@@ -4,19 +4,15 @@ r"""python launch/early_steps.py --run=runs/reproduce/cpu/byol_augmented_p50 \
 The first steps of a run's config with one or more settings changed: a cheap
 way to ask which setting makes a method collapse. It trains the saved
 ``<run>/config.json`` (with every ``--set key=value`` applied) in ``--workdir``
-and stops after ``--steps`` steps (at the next of the config's
-``log_every_steps`` boundaries) — the learning-rate, warm-up and EMA schedules stay those
-of the full run — then prints the collapse monitor
+and stops after exactly ``--steps`` steps — the learning-rate, warm-up and EMA
+schedules stay those of the full run — then prints the collapse monitor
 (loss, effective rank and std of the batch embedding) every ``--every`` steps.
 The stop is a normal preemption: a checkpoint is saved in ``--workdir``.
 """
 
 import json
 import os
-import signal
 import sys
-import threading
-import time
 
 from absl import app
 from absl import flags
@@ -62,16 +58,6 @@ def override(c, assignment: str) -> None:
     node[last] = value
 
 
-def stop_after(metrics_path: str, steps: int) -> None:
-  """SIGTERMs this process once ``steps`` metric rows exist (a clean
-  preemption: the trainer finishes its step and saves)."""
-  def watch():
-    while len(read_jsonl(metrics_path)) < steps:
-      time.sleep(1.0)
-    os.kill(os.getpid(), signal.SIGTERM)
-  threading.Thread(target=watch, daemon=True).start()
-
-
 def main(argv):
   del argv
   path = os.path.join(_RUN.value, 'config.json')
@@ -87,9 +73,8 @@ def main(argv):
     override(c, assignment)
   c.name = f'early_steps-{os.path.basename(os.path.normpath(_WORKDIR.value))}'
   metrics_path = os.path.join(_WORKDIR.value, 'metrics.jsonl')
-  stop_after(metrics_path, _STEPS.value)
   try:
-    train.run(c, _WORKDIR.value)
+    train.run(c, _WORKDIR.value, stop_after_step=_STEPS.value)
   except train.Preempted:
     pass
   rows = read_jsonl(metrics_path)

@@ -300,8 +300,13 @@ def _curve_steps(config, steps_per_epoch, total_steps):
   return out
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
+def run(config: ml_collections.ConfigDict, workdir: str,
+        stop_after_step: int = 0) -> Dict[str, Any]:
   """Trains ``config`` in ``workdir`` (resuming if it holds a checkpoint).
+
+  ``stop_after_step`` > 0 stops the run after that step as a preemption
+  would: the checkpoint is saved and ``Preempted`` raised, while the
+  schedules stay those of the full run (launch/early_steps.py uses it).
 
   Returns:
     The evaluation report (also in workdir/eval.json).
@@ -418,7 +423,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
         iterator = make_iterator(iterator.state())  # Drop stale prefetches.
       state, m = train_step(state, next(iterator))
       pending.append(m)
-      stopping = signals.stop_now(step, config.log_every_steps)
+      stopping = (signals.stop_now(step, config.log_every_steps) or
+                  step == stop_after_step)
       boundary = (step % config.log_every_steps == 0 or step == total_steps or
                   step % config.checkpoint_every_steps == 0 or
                   step in curve_steps or stopping)
@@ -432,8 +438,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> Dict[str, Any]:
           save(step)
         if stopping:
           checkpoints.wait()
+          cause = (f'by {signals.signal_name}' if signals.signal_name else
+                   'as asked (stop_after_step)')
           raise Preempted(
-              f'Stopped by {signals.signal_name} after step {step}; the '
+              f'Stopped {cause} after step {step}; the '
               f'checkpoint is in {checkpoints.directory}/{step} — rerun the '
               'same command to resume.')
         if step in curve_steps:

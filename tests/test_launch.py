@@ -50,7 +50,8 @@ def test_early_steps_trains_a_changed_config_and_stops(smoke_config,
   run = tmp_path / 'run'
   run.mkdir()
   c = smoke_config.copy_and_resolve_references()
-  c.total_steps, c.log_every_steps = 40, 2
+  # Step 4 is no log or checkpoint boundary: the stop must not wait for one.
+  c.total_steps, c.log_every_steps, c.checkpoint_every_steps = 40, 3, 20
   (run / 'config.json').write_text(c.to_json_best_effort())
   text = _run(['launch/early_steps.py', f'--run={run}',
                f'--workdir={tmp_path / "try"}', '--steps=4', '--every=2',
@@ -64,8 +65,9 @@ def test_early_steps_trains_a_changed_config_and_stops(smoke_config,
   rows = [l for l in text.splitlines() if l.startswith('| ') and
           l[2].isdigit()]
   steps = [int(l.split('|')[1]) for l in rows]
-  # Stopped at the first log boundary after step 4 was seen, far from 40.
-  assert steps[:3] == [1, 2, 4] and steps[-1] <= 4 + 2 * 2
+  # Stopped after exactly step 4, with its checkpoint, far from 40.
+  assert steps == [1, 2, 4]
+  assert sorted(os.listdir(tmp_path / 'try' / 'checkpoints')) == ['4']
   assert float(rows[-1].split('|')[3]) >= 1.0  # Effective rank.
   proc = subprocess.run(
       [sys.executable, 'launch/early_steps.py', f'--run={run}',
