@@ -35,6 +35,10 @@ _SET = flags.DEFINE_multi_string(
 _EVERY = flags.DEFINE_integer('every', 10, 'Print every this many steps.')
 
 
+_SHOWN = {'step', 'loss', 'embed_rank', 'embed_std'}
+_NOT_SHOWN = {'grad_norm', 'lr', 'pairs_per_sec'}
+
+
 def override(c, assignment: str) -> None:
   """Applies one ``key=value`` to the ConfigDict, typed like the old value."""
   if '=' not in assignment:
@@ -79,13 +83,17 @@ def main(argv):
     pass
   rows = read_jsonl(metrics_path)
   print(f'\n{_RUN.value} with {" ".join(_SET.value) or "no change"}:')
-  print('| step | loss | effective rank | embed std |')
-  print('|---|---|---|---|')
+  # Any metric a method adds (e.g. VICReg's terms) gets a column too.
+  extra = sorted({k for r in rows for k in r} - _SHOWN - _NOT_SHOWN)
+  print('| step | loss | effective rank | embed std |' +
+        ''.join(f' {k} |' for k in extra))
+  print('|---|---|---|---|' + '---|' * len(extra))
   for r in rows:
     if r['step'] % _EVERY.value == 0 or r['step'] == 1:
       print(f'| {r["step"]} | {r["loss"]:.3f} | '
             f'{r.get("embed_rank", float("nan")):.1f} | '
-            f'{r.get("embed_std", float("nan")):.4f} |')
+            f'{r.get("embed_std", float("nan")):.4f} |' +
+            ''.join(f' {r.get(k, float("nan")):.4g} |' for k in extra))
 
 
 if __name__ == '__main__':

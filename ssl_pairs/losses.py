@@ -108,6 +108,13 @@ def vicreg_loss(z1, z2, sim_weight=25.0, var_weight=25.0, cov_weight=1.0):
   The authors' released code halves the variance term; this follows the
   equation, as METHODS.md §2 specifies.
   """
+  sim, var, cov = vicreg_terms(z1, z2)
+  return sim_weight * sim + var_weight * var + cov_weight * cov
+
+
+def vicreg_terms(z1, z2):
+  """VICReg's unweighted (sim, var, cov) terms, as ``vicreg_loss`` defines
+  them (logged apart, so a run shows which term it is stuck on)."""
   z1 = z1.astype(jnp.float32)
   z2 = z2.astype(jnp.float32)
   n, d = z1.shape
@@ -119,7 +126,7 @@ def vicreg_loss(z1, z2, sim_weight=25.0, var_weight=25.0, cov_weight=1.0):
     var += jnp.mean(jax.nn.relu(1.0 - std))
     c = zc.T @ zc / (n - 1)
     cov += _off_diagonal_sq_sum(c) / d
-  return sim_weight * sim + var_weight * var + cov_weight * cov
+  return sim, var, cov
 
 
 def barlow_twins_loss(z1, z2, lambd=0.0051, scale=1.0):

@@ -58,6 +58,11 @@ def test_byol_loss_and_stop_gradient():
 
 
 def np_vicreg(z1, z2, s=25.0, v=25.0, c=1.0):
+  sim, var, cov = np_vicreg_terms(z1, z2)
+  return s * sim + v * var + c * cov
+
+
+def np_vicreg_terms(z1, z2):
   n, d = z1.shape
   sim = np.mean((z1 - z2)**2)
   var = cov = 0.0
@@ -67,7 +72,7 @@ def np_vicreg(z1, z2, s=25.0, v=25.0, c=1.0):
     zc = z - z.mean(0)
     cm = zc.T @ zc / (n - 1)
     cov += (np.sum(cm**2) - np.sum(np.diag(cm)**2)) / d
-  return s * sim + v * var + c * cov
+  return sim, var, cov
 
 
 def test_vicreg_matches_the_equation():
@@ -76,6 +81,9 @@ def test_vicreg_matches_the_equation():
                              rtol=RTOL)
   np.testing.assert_allclose(losses.vicreg_loss(z1, z2, 1.0, 2.0, 3.0),
                              np_vicreg(z1, z2, 1.0, 2.0, 3.0), rtol=RTOL)
+  # The logged terms are the equation's, each one on its own.
+  np.testing.assert_allclose(losses.vicreg_terms(z1, z2),
+                             np_vicreg_terms(z1, z2), rtol=RTOL)
 
 
 def test_barlow_twins_matches_numpy():

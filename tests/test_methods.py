@@ -94,6 +94,18 @@ def test_overfitting_one_batch_lowers_the_loss(name):
   assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:3]), (name, losses)
 
 
+def test_vicreg_logs_its_weighted_terms_which_sum_to_the_loss():
+  config, _, state, step = setup('vicreg', sim_weight=2.0, var_weight=3.0,
+                                 cov_weight=0.5)
+  _, metrics = step(state, fixed_batch())
+  m = {k: float(v) for k, v in metrics.items()}
+  assert m['vicreg_var'] > 0 and m['vicreg_sim'] > 0 and m['vicreg_cov'] > 0
+  assert m['loss'] == pytest.approx(
+      2.0 * m['vicreg_sim'] + 3.0 * m['vicreg_var'] + 0.5 * m['vicreg_cov'],
+      rel=1e-5)
+  assert config.method.sim_weight == 2.0
+
+
 def test_moco_overfits_one_batch_against_a_fixed_queue():
   losses = _train('mocov2', 30, fixed_queue=True, queue_size=4096)
   # The keys' encoder follows the queries' (EMA), so the margin is smaller

@@ -26,14 +26,15 @@ class _TwoBranch(Method):
 
   @abc.abstractmethod
   def pair_loss(self, z1, z2):
-    """The method's loss on the two branches."""
+    """The method's loss on the two branches, and its terms to log."""
 
   def loss(self, params, batch_stats, method_state, batch, rng, step):
     del method_state, rng, step
     b = batch['view1'].shape[0]
     x = jnp.concatenate([batch['view1'], batch['view2']])
     (_, z), batch_stats = self.apply(params, batch_stats, x)
-    return self.pair_loss(z[:b], z[b:]), (batch_stats, collapse_metrics(z), {})
+    loss, terms = self.pair_loss(z[:b], z[b:])
+    return loss, (batch_stats, {**collapse_metrics(z), **terms}, {})
 
 
 class VICReg(_TwoBranch):
@@ -42,7 +43,9 @@ class VICReg(_TwoBranch):
 
   def pair_loss(self, z1, z2):
     m = self.config.method
-    return losses.vicreg_loss(z1, z2, m.sim_weight, m.var_weight, m.cov_weight)
+    sim, var, cov = losses.vicreg_terms(z1, z2)
+    loss = m.sim_weight * sim + m.var_weight * var + m.cov_weight * cov
+    return loss, {'vicreg_sim': sim, 'vicreg_var': var, 'vicreg_cov': cov}
 
 
 class BarlowTwins(_TwoBranch):
@@ -51,4 +54,4 @@ class BarlowTwins(_TwoBranch):
 
   def pair_loss(self, z1, z2):
     m = self.config.method
-    return losses.barlow_twins_loss(z1, z2, m.lambd, m.scale)
+    return losses.barlow_twins_loss(z1, z2, m.lambd, m.scale), {}
