@@ -6,7 +6,8 @@ way to ask which setting makes a method collapse. It trains the saved
 ``<run>/config.json`` (with every ``--set key=value`` applied) in ``--workdir``
 and stops after exactly ``--steps`` steps — the learning-rate, warm-up and EMA
 schedules stay those of the full run — then prints the collapse monitor
-(loss, effective rank and std of the batch embedding) every ``--every`` steps.
+(loss, effective rank and std of the batch embedding, and any metric the method
+adds, such as VICReg's terms) every ``--every`` steps.
 The stop is a normal preemption: a checkpoint is saved in ``--workdir``.
 """
 
