@@ -14,10 +14,10 @@ one for all runs) and optimizer (unless ``--optimizer`` does). Two exceptions
 at this scale: SimCLR takes the SGD recipe and PyTorch init calibrated against
 the lightly peer (``cpu_scale.SIMCLR_RECIPE``), so its two runs are
 ``launch/compare_pairs.py``'s two arms; BYOL and DINO, whose LARS collapses
-here, take the same SGD (``cpu_scale.CPU_OPTIMIZERS``). The other methods keep their own
-init because BYOL collapsed fastest from PyTorch's (BENCHMARKS.md). The
-supervised baseline trains on the augmented set (each image once per epoch)
-with its labels.
+here, take the same SGD (``cpu_scale.CPU_OPTIMIZERS``). The other methods keep
+their own init because BYOL collapsed fastest from PyTorch's (BENCHMARKS.md).
+The supervised baseline trains on the augmented set (each image once per
+epoch) with its labels.
 
 At the end every encoder is evaluated (kNN k = 20/200 and the linear probe on
 CIFAR-10 test and Tiny-ImageNet val). Writes ``<out>/results.md``,

@@ -30,8 +30,8 @@ Scales: ``cpu`` fits a 2-core machine — ResNet-18 (CIFAR stem, width 1/4),
 class of the 200 Tiny-ImageNet classes, the SGD recipe of
 ``launch/compare_pairs.py`` for SimCLR (with PyTorch's layer initialisation,
 ``model.init=pytorch``), the same SGD for BYOL and DINO (their LARS collapses
-at this scale; ``cpu_scale.CPU_OPTIMIZERS``) and each other method's own optimizer and
-init;
+at this scale; ``cpu_scale.CPU_OPTIMIZERS``) and each other method's own
+optimizer and init;
 ``paper`` is the paper's setting for GPUs — ResNet-50 (``--arch=vit_small``
 for ViT-S/8) at 64 px, batch 256, 200 epochs, 157 images per class (full
 Tiny-ImageNet or an ImageNet folder with ``--dataset``), each method's own
