@@ -349,6 +349,24 @@ def headline(rows) -> str:
   return 'cifar10' if 'cifar10' in datasets else datasets[0]
 
 
+def table_command(table: str, argv: str) -> str:
+  """The flags that rebuild ``table``: ``argv`` (the recorded training
+  invocation, which may have named other tables) with ``--table`` set to this
+  one and the selection-only flags dropped."""
+  selection = ('--table', '--only', '--collect_only', '--nocollect_only',
+               '--dry_run', '--nodry_run')
+  words, out = argv.split(), []
+  i = 0
+  while i < len(words):
+    word = words[i]
+    if word.split('=')[0] in selection:
+      i += 2 if word in ('--table', '--only') else 1  # "--table x" form.
+      continue
+    out.append(word)
+    i += 1
+  return ' '.join([f'--table={table}'] + out)
+
+
 def collect(table: str, rows, s, workdir: str) -> List[Dict]:
   """One dict per finished row: labels, metrics, time, invariances."""
   out = []
@@ -393,7 +411,8 @@ def write_table(table: str, rows: List[Dict], s, out_dir: str,
                if r.get('pairs') == 'semantic'), float('nan'))
   paper = PAPER.get(table, {})
   lines = [f'# {table} ({_SCALE.value} scale)', '',
-           f'Command: `python launch/reproduce.py {argv}`', '',
+           f'Command: `python launch/reproduce.py '
+           f'{table_command(table, argv)}`', '',
            f'Settings: {s["dataset"]}, {s["arch"]} '
            f'{"patch" if s["arch"].startswith("vit") else "width"} '
            f'{s["width"]:g}, {s["image_size"]} px, batch {s["batch_size"]}, '

@@ -279,6 +279,12 @@ def test_reproduce_trains_shared_runs_once_and_writes_tables(synthetic_npz,
   assert [r['min crop scale'] for r in crop] == ['0.08', '0.2', '0.5']
   for r in crop:  # Invariance scores of each encoder, e.g. instance sets.
     assert float(r['RIS@25 instance']) > 0
+  # Each table names the command that rebuilds it alone, with the scale's
+  # flags of the invocation that trained it.
+  md = (out / 'crop_scale.md').read_text()
+  command = md.split('Command: `')[1].split('`')[0]
+  assert command.startswith('python launch/reproduce.py --table=crop_scale ')
+  assert f'--dataset={synthetic_npz}' in command and 'main,' not in command
   # A second invocation trains nothing and rebuilds the same tables.
   again = _run(_tiny_reproduce(synthetic_npz, tmp_path, tables), tmp_path)
   assert '=== ' not in again
