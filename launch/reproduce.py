@@ -487,6 +487,9 @@ def plot(table, rows, label_keys, inv_names, path):
                                                                  math.nan)
                         for r in rows], 'k-o', label='occlusion RIS@25')
       twin.set_ylabel('occlusion Top-25 RIS')
+      # RIS on its full 0-100 range, like the bars' accuracy: an autoscaled
+      # axis would draw a one-point (noise-sized) difference as a cliff.
+      twin.set_ylim(0, 100)
       twin.legend(loc='lower right')
   if table != 'invariance':
     ax.tick_params(axis='x', labelrotation=20)
