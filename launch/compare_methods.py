@@ -168,8 +168,10 @@ COLUMNS = (('cifar10', 'probe'), ('cifar10', 'knn@200'),
 def settings_of_runs() -> str:
   """The optimizer and init clause of the settings line."""
   if _OPTIMIZER.value == 'method':
-    optimizer = ('each method\'s own optimizer (SimCLR and BYOL: '
-                 'compare_pairs\' SGD)')
+    optimizer = ('each method\'s own optimizer, except SGD for simclr '
+                 '(compare_pairs\' recipe) and for '
+                 f'{", ".join(sorted(cpu_scale.CPU_OPTIMIZERS))} '
+                 '(cpu_scale.CPU_OPTIMIZERS)')
   else:
     optimizer = f'{_OPTIMIZER.value} for every run'
   if _INIT.value == 'method':

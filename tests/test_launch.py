@@ -136,7 +136,13 @@ def test_compare_methods_runs_each_method_on_both_pair_sets(synthetic_npz,
   assert (c['optim']['name'], c['optim']['base_lr'], c['model']['init'],
           c['method']['temperature'], c['data']['load_size']) == (
               'sgd', 0.12, 'pytorch', 0.5, -1)
-  assert "(SimCLR: model.init=pytorch)" in (out / 'results.md').read_text()
+  text = (out / 'results.md').read_text()
+  assert "(SimCLR: model.init=pytorch)" in text
+  # The settings line names every method that left its own optimizer.
+  sys.path.insert(0, REPO)
+  from launch import cpu_scale  # pylint: disable=g-import-not-at-top
+  assert ', '.join(sorted(cpu_scale.CPU_OPTIMIZERS)) + (
+      ' (cpu_scale.CPU_OPTIMIZERS)') in text
   # A second invocation skips the finished runs.
   assert _run(args, tmp_path).count('done, skipped') == 2
 
