@@ -410,13 +410,15 @@ def write_table(table: str, rows: List[Dict], s, out_dir: str,
   base = next((r['train_seconds'] for r in rows
                if r.get('pairs') == 'semantic'), float('nan'))
   paper = PAPER.get(table, {})
+  per_class = ('the images per class of each row' if table == 'data_scale'
+               else f'{s["images_per_class"]} images per class')
   lines = [f'# {table} ({_SCALE.value} scale)', '',
            f'Command: `python launch/reproduce.py '
            f'{table_command(table, argv)}`', '',
            f'Settings: {s["dataset"]}, {s["arch"]} '
            f'{"patch" if s["arch"].startswith("vit") else "width"} '
            f'{s["width"]:g}, {s["image_size"]} px, batch {s["batch_size"]}, '
-           f'{s["epochs"]:g} epochs, {s["images_per_class"]} images per class '
+           f'{s["epochs"]:g} epochs, {per_class} '
            f'(PS and PA use the same images), seed {_SEED.value}. Top-1 % of '
            'the frozen encoder (linear probe; kNN k=200); RIS = Top-K '
            'Representation Invariance Score (K=25).', '',

@@ -283,6 +283,10 @@ def test_reproduce_trains_shared_runs_once_and_writes_tables(synthetic_npz,
   with open(out / 'crop_scale.csv') as f:
     crop = list(csv.DictReader(f))
   assert [r['min crop scale'] for r in crop] == ['0.08', '0.2', '0.5']
+  # data_scale's rows differ in images per class; its settings line says so.
+  data_scale_md = (out / 'data_scale.md').read_text()
+  assert 'the images per class of each row' in data_scale_md
+  assert '6 images per class' in (out / 'main.md').read_text()
   for r in crop:  # Invariance scores of each encoder, e.g. instance sets.
     assert float(r['RIS@25 instance']) > 0
   # Each table names the command that rebuilds it alone, with the scale's
