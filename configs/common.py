@@ -157,7 +157,9 @@ METHOD_DEFAULTS = {
                'asymmetric'),
     'barlow': (dict(proj_hidden_dim=2048, proj_dim=2048, proj_layers=3,
                     lambd=0.0051, scale=1.0),
-               dict(name='lars', base_lr=0.3, weight_decay=1e-4),
+               # The paper's biases and BN parameters: lr 0.0048 / 0.2.
+               dict(name='lars', base_lr=0.3, weight_decay=1e-4,
+                    bias_lr_factor=0.024),
                'asymmetric'),
     'pirl': (dict(proj_dim=128, temperature=0.07, num_negatives=4096,
                   bank_momentum=0.5, jigsaw_weight=0.5, objective='infonce'),
@@ -264,7 +266,7 @@ def base_config(method: ml_collections.ConfigDict, pairs: str, name: str,
   c.method = method
   c.optim = ml_collections.ConfigDict(dict(
       name='lars', base_lr=0.3, weight_decay=1e-4, momentum=0.9,
-      warmup_epochs=10.0, trust_coefficient=0.02))
+      warmup_epochs=10.0, trust_coefficient=0.02, bias_lr_factor=1.0))
   c.data = data_config(pairs)
   c.eval = eval_config()
 

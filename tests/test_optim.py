@@ -1,5 +1,6 @@
 """Optimizers: LARS masks, linear LR scaling, warmup + cosine."""
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -12,7 +13,8 @@ from ssl_pairs.errors import UserError
 def optim_config(**kw):
   c = ml_collections.ConfigDict(dict(name='lars', base_lr=0.4,
                                      weight_decay=0.1, momentum=0.0,
-                                     warmup_epochs=2.0, trust_coefficient=0.02))
+                                     warmup_epochs=2.0, trust_coefficient=0.02,
+                                     bias_lr_factor=1.0))
   c.update(kw)
   return c
 
@@ -62,3 +64,36 @@ def test_bad_optimizer_settings_are_clear_errors():
     optim.make_optimizer(optim_config(name='adam'), 1.0)
   with pytest.raises(UserError, match='must be positive'):
     optim.make_optimizer(optim_config(base_lr=0.0), 1.0)
+
+
+@pytest.mark.parametrize('name', ['lars', 'sgd', 'adamw'])
+def test_bias_lr_factor_scales_only_biases_and_norms(name):
+  """Every step's bias/norm update is the factor times the unfactored one
+  (momentum and Adam moments included); weights are untouched."""
+  params = {'kernel': jnp.full((3, 4), 2.0), 'bias': jnp.full((4,), 2.0),
+            'scale': jnp.full((4,), 3.0)}
+  plain = optim.make_optimizer(optim_config(name=name, momentum=0.9), 0.5)
+  slow = optim.make_optimizer(
+      optim_config(name=name, momentum=0.9, bias_lr_factor=0.024), 0.5)
+  s_plain, s_slow = plain.init(params), slow.init(params)
+  for step in range(3):
+    grads = {k: jnp.full(v.shape, 0.3 * (step + 1) - 0.5 * i)
+             for i, (k, v) in enumerate(params.items())}
+    u_plain, s_plain = plain.update(grads, s_plain, params)
+    u_slow, s_slow = slow.update(grads, s_slow, params)
+    np.testing.assert_allclose(u_slow['kernel'], u_plain['kernel'], rtol=1e-6)
+    for key in ('bias', 'scale'):
+      assert np.all(np.asarray(u_plain[key]) != 0), (name, step, key)
+      np.testing.assert_allclose(u_slow[key], 0.024 * u_plain[key],
+                                 rtol=1e-5)
+
+
+def test_bias_lr_factor_one_keeps_the_optimizer_state_of_older_checkpoints():
+  params = {'kernel': jnp.ones((2, 2)), 'bias': jnp.ones((2,))}
+  cfg = optim_config()
+  del cfg['bias_lr_factor']  # A config written before the setting existed.
+  old = optim.make_optimizer(cfg, 1.0).init(params)
+  new = optim.make_optimizer(optim_config(bias_lr_factor=1.0), 1.0).init(params)
+  assert jax.tree.structure(old) == jax.tree.structure(new)
+  with pytest.raises(UserError, match='bias_lr_factor=0.0 must be positive'):
+    optim.make_optimizer(optim_config(bias_lr_factor=0.0), 1.0)
