@@ -140,7 +140,8 @@ METHOD_DEFAULTS = {
                     proj_layers=2, bn_per_view=False),
                dict(name='lars', base_lr=0.4, weight_decay=1e-4), 'strong'),
     'mocov2': (dict(temperature=0.2, proj_hidden_dim=2048, proj_dim=256,
-                    queue_size=16384, ema_base=0.99, symmetric=True),
+                    queue_size=16384, ema_base=0.99, symmetric=True,
+                    shuffle_bn_groups=8),  # The paper's 8 GPUs.
                dict(name='sgd', base_lr=0.3, weight_decay=1e-4), 'strong'),
     'byol': (dict(proj_hidden_dim=4096, proj_dim=256, pred_hidden_dim=4096,
                   ema_base=0.99),
@@ -170,7 +171,7 @@ METHOD_DEFAULTS = {
 # Head sizes for ':smoke' (seconds-long tests), applied where a method has them.
 SMOKE_METHOD = dict(proj_hidden_dim=32, proj_dim=16, pred_hidden_dim=32,
                     bottleneck_dim=16, num_prototypes=64, queue_size=64,
-                    num_negatives=32)
+                    num_negatives=32, shuffle_bn_groups=2)
 
 
 def method_config(name: str):

@@ -99,6 +99,7 @@ def test_paper_shape_runs_one_step_at_batch_2(name, arch):
   config.optim.warmup_epochs = 0.0  # Step 0 at the peak rate: one step shows learning.
   if config.method.name == 'mocov2':
     config.method.queue_size = 4096  # A multiple of 2 × 2 keys per step.
+    config.method.shuffle_bn_groups = 2  # A divisor of the batch.
   mesh = sharding.make_mesh(jax.devices()[:1])
   run = RunInfo(total_steps=100, steps_per_epoch=10, num_images=100,
                 num_classes=200)

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import load_config, synthetic_images
+from ssl_pairs.losses import moco_infonce
 from ssl_pairs import optim
 from ssl_pairs import sharding
 from ssl_pairs.data.pipeline import normalize_images
+from ssl_pairs.errors import UserError
 from ssl_pairs.methods import METHODS, RunInfo, get_method
 from ssl_pairs.methods.base import cosine_ema_momentum
 from ssl_pairs.step import make_train_step
@@ -165,6 +167,54 @@ def test_moco_queue_takes_the_keys_at_the_pointer_and_wraps():
                                 keys)
 
 
+def test_moco_shuffle_bn_keys_use_per_group_statistics_of_the_shuffled_batch():
+  """Queries: BN statistics per group of consecutive samples; keys: the same
+  for a random permutation of the samples, put back in order afterwards —
+  re-derived here with one plain apply per group and a scatter."""
+  config, method, state, _ = setup('mocov2')
+  assert config.method.shuffle_bn_groups == 2  # ':smoke'; batch 8.
+  batch = fixed_batch()
+  x = jnp.concatenate([normalize_images(batch['view1']),
+                       normalize_images(batch['view2'])])
+  rng = jax.random.key(3)
+  loss, (stats, _, extras) = method.loss(
+      state.params, state.batch_stats, state.method_state,
+      dict(batch, view1=x[:8], view2=x[8:]), rng, state.step)
+
+  def per_group(params, batch_stats, images):
+    outs = [method.apply(params, batch_stats, images[g * 8:(g + 1) * 8])
+            for g in range(2)]
+    z = np.concatenate([np.asarray(o[0][1]) for o in outs])
+    return z, [o[1] for o in outs]
+
+  z, q_stats = per_group(state.params, state.batch_stats, x)
+  perm = np.asarray(jax.random.permutation(rng, 16))
+  target = state.method_state
+  zk_shuffled, _ = per_group(target['target_params'],
+                             target['target_batch_stats'], x[perm])
+  zk = np.empty_like(zk_shuffled)
+  zk[perm] = zk_shuffled
+  k = zk / np.linalg.norm(zk, axis=1, keepdims=True)
+  np.testing.assert_allclose(extras['keys'], k, rtol=1e-4, atol=1e-5)
+  q = z / np.linalg.norm(z, axis=1, keepdims=True)
+  t, queue = config.method.temperature, target['queue']
+  expected = 0.5 * (moco_infonce(q[:8], k[8:], queue, t) +
+                    moco_infonce(q[8:], k[:8], queue, t))
+  np.testing.assert_allclose(loss, expected, rtol=1e-4)
+  # New running statistics: the mean of the groups'.
+  for a, b, c in zip(jax.tree.leaves(stats), jax.tree.leaves(q_stats[0]),
+                     jax.tree.leaves(q_stats[1])):
+    np.testing.assert_allclose(a, (np.asarray(b) + np.asarray(c)) / 2,
+                               rtol=1e-5, atol=1e-6)
+  # Global BN gives other keys: the grouping is not a no-op.
+  (_, zk_global), _ = method.apply(target['target_params'],
+                                   target['target_batch_stats'], x)
+  assert not np.allclose(np.asarray(zk_global), zk, atol=1e-3)
+  with pytest.raises(UserError, match='shuffle_bn_groups=3 must be a positive '
+                     'divisor of batch_size=8'):
+    setup('mocov2', shuffle_bn_groups=3)
+
+
 def test_dino_centre_ema_and_frozen_last_layer():
   config, _, old, new, extras = _one_update('dino')
   t = np.asarray(extras['teacher_logits'])
@@ -224,7 +274,6 @@ def test_pirl_nce_objective_trains():
 
 
 def test_moco_queue_must_divide_by_the_keys_per_step():
-  from ssl_pairs.errors import UserError
   with pytest.raises(UserError, match='multiple of the 16 keys'):
     setup('mocov2', queue_size=100)
 

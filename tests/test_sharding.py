@@ -26,7 +26,7 @@ from ssl_pairs.step import make_train_step
 from ssl_pairs.train import create_state
 
 assert jax.device_count() == 4, jax.devices()
-config = load_config('simclr_sp')
+config = load_config(CONFIG)
 config.data.dataset = NPZ
 config.data.classes = 'all'
 config.data.pairs_per_class = 0
@@ -49,7 +49,8 @@ for n in (1, 4):
                 view1=pipeline.normalize_images(device_batch['view1']),
                 view2=pipeline.normalize_images(device_batch['view2']))
   grads = jax.jit(jax.grad(lambda p: method.loss(
-      p, state.batch_stats, {}, inputs, jax.random.key(0), 0)[0]))(
+      p, state.batch_stats, state.method_state, inputs, jax.random.key(0),
+      0)[0]))(
           state.params)
   for _ in range(2):
     state, metrics = step(state, device_batch)
@@ -65,16 +66,20 @@ print('RESULT' + json.dumps(out))
 '''
 
 
-@pytest.mark.parametrize('augment_on', ['host', 'device'])
-def test_four_devices_match_one_device(synthetic_npz, augment_on):
+@pytest.mark.parametrize('config,augment_on', [('simclr_sp', 'host'),
+                                               ('simclr_sp', 'device'),
+                                               ('mocov2_sp', 'host')])
+def test_four_devices_match_one_device(synthetic_npz, config, augment_on):
   """With device augmentation each sample's views come from its own key, so
-  sharding the batch over 4 devices makes the same views and the same step."""
+  sharding the batch over 4 devices makes the same views and the same step.
+  MoCo v2 (':smoke': BN shuffled over 2 groups, a queue, a key encoder) checks
+  that its grouping and permutation of a sharded batch are the global ones."""
   env = dict(os.environ,
              XLA_FLAGS=(os.environ.get('XLA_FLAGS', '') +
                         ' --xla_force_host_platform_device_count=4').strip(),
              JAX_PLATFORMS='cpu')
   code = (f'REPO = {REPO!r}\nNPZ = {synthetic_npz!r}\n'
-          f'AUG = {augment_on!r}\n' + SCRIPT)
+          f'AUG = {augment_on!r}\nCONFIG = {config!r}\n' + SCRIPT)
   proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -132,3 +132,16 @@ class Method(abc.ABC):
         {'params': params, 'batch_stats': batch_stats}, x, train=train,
         mutable=['batch_stats'])
     return out, updates['batch_stats']
+
+  def apply_in_groups(self, params, batch_stats, x, groups: int):
+    """``apply`` (training mode) with BatchNorm statistics computed separately
+    over ``groups`` equal runs of consecutive samples — what each of ``groups``
+    devices sees without sync-BN. The new running statistics are the groups'
+    mean. ``groups=1`` is ``apply``."""
+    if groups == 1:
+      return self.apply(params, batch_stats, x)
+    n = x.shape[0]
+    out, stats = jax.vmap(lambda xg: self.apply(params, batch_stats, xg))(
+        x.reshape((groups, n // groups) + x.shape[1:]))
+    return (jax.tree.map(lambda o: o.reshape((n,) + o.shape[2:]), out),
+            jax.tree.map(lambda s: s.mean(0), stats))

@@ -4,7 +4,14 @@ The anchor's view is the query, the partner's view the key (and the reverse
 as well with ``symmetric=True``, the "v2+" form). The key encoder is an EMA of
 the query encoder (cosine schedule from ``ema_base`` to 1), and the queue of
 past keys is a [K, D] array in ``method_state``, both updated inside the step.
-BatchNorm is global over the batch (sync-BN, as MoCo v3), not shuffled.
+
+BatchNorm is shuffled as in MoCo (§3.3 of its paper): both encoders compute
+their statistics over ``shuffle_bn_groups`` groups of samples, as on that many
+GPUs without sync-BN, and the keys' samples are randomly permuted across the
+groups first, so that no query shares its statistics with its own positive key.
+With one group (global BN over the batch) the model can tell this batch's keys
+from the queue's by their shared batch statistics instead of by their content
+(MoCo's "cheating"); ``shuffle_bn_groups=1`` gives that global BN.
 """
 
 import jax
@@ -33,6 +40,11 @@ class MoCoV2(Method):
   def init_method_state(self, rng, variables):
     m = self.config.method
     keys_per_step = self.config.batch_size * (2 if m.symmetric else 1)
+    groups = m.get('shuffle_bn_groups', 1)
+    if groups < 1 or self.config.batch_size % groups:
+      raise UserError(f'method.shuffle_bn_groups={groups} must be a positive '
+                      f'divisor of batch_size={self.config.batch_size}; 1 '
+                      'keeps BatchNorm global over the batch.')
     if m.queue_size % keys_per_step:
       raise UserError(f'method.queue_size={m.queue_size} must be a multiple of '
                       f'the {keys_per_step} keys enqueued per step (batch_size'
@@ -44,11 +56,12 @@ class MoCoV2(Method):
             'queue': queue, 'queue_ptr': jnp.zeros((), jnp.int32)}
 
   def loss(self, params, batch_stats, method_state, batch, rng, step):
-    del rng, step
+    del step
     m = self.config.method
+    groups = m.get('shuffle_bn_groups', 1)
     b = batch['view1'].shape[0]
     x = jnp.concatenate([batch['view1'], batch['view2']])
-    (_, z), batch_stats = self.apply(params, batch_stats, x)
+    (_, z), batch_stats = self.apply_in_groups(params, batch_stats, x, groups)
     key_input, pos_keys, mask = x, None, None
     if 'positives' in batch:
       # SPPS: the semantic positives' keys join the partner's as positives
@@ -57,9 +70,14 @@ class MoCoV2(Method):
       p = batch['positive_mask'].shape[1]
       key_input = jnp.concatenate([x, batch['positives'].reshape(
           (b * p,) + batch['positives'].shape[2:])])
-    (_, zk), target_stats = self.apply(method_state['target_params'],
-                                       method_state['target_batch_stats'],
-                                       key_input)
+    # Shuffle BN: the keys' samples are permuted across the groups, then put
+    # back in order.
+    perm = (jax.random.permutation(rng, key_input.shape[0]) if groups > 1
+            else jnp.arange(key_input.shape[0]))
+    (_, zk), target_stats = self.apply_in_groups(
+        method_state['target_params'], method_state['target_batch_stats'],
+        key_input[perm], groups)
+    zk = zk[jnp.argsort(perm)]
     q = l2_normalize(z)
     k = jax.lax.stop_gradient(l2_normalize(zk))
     if 'positives' in batch:
