@@ -215,6 +215,28 @@ def test_moco_shuffle_bn_keys_use_per_group_statistics_of_the_shuffled_batch():
     setup('mocov2', shuffle_bn_groups=3)
 
 
+def test_moco_queue_drift_compares_keys_with_the_newest_and_oldest_queue_keys():
+  _, method, state, _ = setup('mocov2')  # Queue 64, 16 keys per step.
+  rng = np.random.default_rng(0)
+  queue = rng.normal(size=(64, 16)).astype(np.float32)
+  queue /= np.linalg.norm(queue, axis=1, keepdims=True)
+  batch = fixed_batch()
+  inputs = dict(batch, view1=normalize_images(batch['view1']),
+                view2=normalize_images(batch['view2']))
+  for ptr in (0, 32):
+    ms = dict(state.method_state, queue=jnp.asarray(queue),
+              queue_ptr=jnp.int32(ptr))
+    _, (_, metrics, extras) = method.loss(state.params, state.batch_stats, ms,
+                                          inputs, jax.random.key(0), 0)
+    k = np.asarray(extras['keys'])
+    newest = queue[(ptr - 16) % 64:][:16]  # Written by the previous step.
+    np.testing.assert_allclose(metrics['queue_cos_newest'],
+                               np.mean(k @ newest.T), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(metrics['queue_cos_oldest'],
+                               np.mean(k @ queue[ptr:ptr + 16].T), rtol=1e-5,
+                               atol=1e-6)
+
+
 def test_dino_centre_ema_and_frozen_last_layer():
   config, _, old, new, extras = _one_update('dino')
   t = np.asarray(extras['teacher_logits'])

@@ -27,6 +27,20 @@ from ssl_pairs.models.heads import MLPHead
 
 
 
+def queue_drift(queue, keys, method_state):
+  """Mean cosine of this step's keys [n, D] with the queue's newest n keys
+  ('queue_cos_newest') and its oldest n, about to be overwritten
+  ('queue_cos_oldest'). A large gap means the embedding drifts faster than
+  the queue turns over: old keys are easy negatives and the loss falls
+  without the features improving (BENCHMARKS.md, MoCo v2 at CPU scale)."""
+  n, ptr = keys.shape[0], method_state['queue_ptr']
+  newest = jax.lax.dynamic_slice_in_dim(queue, (ptr - n) % queue.shape[0], n)
+  oldest = jax.lax.dynamic_slice_in_dim(queue, ptr, n)
+  k = keys.astype(jnp.float32)
+  return {'queue_cos_newest': jnp.mean(k @ newest.T.astype(jnp.float32)),
+          'queue_cos_oldest': jnp.mean(k @ oldest.T.astype(jnp.float32))}
+
+
 class MoCoV2(Method):
   """MoCo v2(+) with an MLP head and a queue of negatives."""
   name = 'mocov2'
@@ -99,7 +113,9 @@ class MoCoV2(Method):
       loss = 0.5 * (loss + losses.moco_infonce(q[b:], keys_for(k[:b]), queue,
                                                m.temperature, mask))
       enqueue = k
-    return loss, (batch_stats, collapse_metrics(z),
+    return loss, (batch_stats,
+                  dict(collapse_metrics(z), **queue_drift(queue, enqueue,
+                                                          method_state)),
                   {'keys': enqueue, 'target_batch_stats': target_stats})
 
   def after_update(self, old_state, new_state, extras):
