@@ -366,3 +366,19 @@ def test_conv_probe_weight_gradient_gemms_equal_xla():
     for name in ('nine dots', 'im2col'):
       part = line.split(f'weight grad as {name} ')[1]
       assert float(part.split(' (max rel. diff ')[1].split(')')[0]) < 1e-5
+
+
+def test_queue_drift_table_reads_blocks_back_from_the_pointer():
+  """A queue of 6 blocks of 2 keys, block j's keys all at angle 0.3·j, written
+  in order with the pointer at block 4 (so block 3 is the newest and block 4
+  the oldest): age a compares block 3 with block (3 − a) mod 6."""
+  sys.path.insert(0, REPO)
+  from launch import queue_drift  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  angles = np.repeat(0.3 * np.arange(6), 2)
+  queue = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+  table = queue_drift.drift_table(queue, ptr=8, keys_per_step=2)
+  assert [a for a, _ in table] == [0, 1, 2, 4, 5]
+  for age, cos in table:
+    np.testing.assert_allclose(cos, np.cos(0.3 * (3 - (3 - age) % 6)),
+                               rtol=1e-6)
