@@ -109,9 +109,12 @@ def test_vicreg_logs_its_weighted_terms_which_sum_to_the_loss():
 
 
 def test_moco_overfits_one_batch_against_a_fixed_queue():
-  losses = _train('mocov2', 30, fixed_queue=True, queue_size=4096)
+  # EMA 0.99, not the default 0.999: with 0.999 the keys' encoder barely
+  # moves in 30 steps and the loss did not fall by 5 %.
+  losses = _train('mocov2', 30, fixed_queue=True, queue_size=4096,
+                  ema_base=0.99)
   # The keys' encoder follows the queries' (EMA), so the margin is smaller
-  # than for the fixed-target losses above (measured: 4.53 → 4.10 in 30 steps).
+  # than for the fixed-target losses above.
   assert np.mean(losses[-5:]) < 0.95 * np.mean(losses[:3]), losses
   assert losses[-1] < losses[0]
 
