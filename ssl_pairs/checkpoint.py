@@ -33,6 +33,10 @@ RESUME_SAFE_KEYS = ('epochs', 'total_steps', 'log_every_steps',
                     'checkpoint_every_steps', 'keep_checkpoints', 'progress',
                     'restore', 'eval.', 'data.data_dir', 'data.num_workers',
                     'data.prefetch')
+# Settings added to ssl_pairs after checkpoints were written, with the value
+# the code used before they existed: a checkpoint without one resumes safely
+# only if the new config keeps that value.
+ADDED_KEYS = {'optim.bias_lr_factor': 1.0, 'method.shuffle_bn_groups': 1}
 
 
 class CheckpointWriteError(RuntimeError):
@@ -54,14 +58,22 @@ def flatten(d: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:
   return out
 
 
+def _flat_pair(saved: Dict[str, Any], current: Dict[str, Any]):
+  """Both configs flattened, the saved one with ADDED_KEYS' old values."""
+  a, b = flatten(saved), flatten(current)
+  a.update({k: v for k, v in ADDED_KEYS.items() if k not in a and k in b})
+  return a, b
+
+
 def config_differences(saved: Dict[str, Any], current: Dict[str, Any]):
   """(unsafe differing keys, safe differing keys) between two configs.
 
   Keys the saved config does not have at all (settings added to ssl_pairs
   after the checkpoint was written) count as safe: they did not exist when
-  the finished steps were computed.
+  the finished steps were computed — unless ADDED_KEYS records the value the
+  code used before and the current config changes it.
   """
-  a, b = flatten(saved), flatten(current)
+  a, b = _flat_pair(saved, current)
   differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
   safe = [k for k in differing
           if k not in a or any(k == s or (s.endswith('.') and k.startswith(s))
@@ -177,8 +189,8 @@ def check_resume_config(saved: Dict[str, Any], current: Dict[str, Any],
   """Refuses to resume with a config that changes what was computed."""
   unsafe, safe = config_differences(saved, current)
   if unsafe:
-    shown = ', '.join(f'{k} ({flatten(saved).get(k)!r} → '
-                      f'{flatten(current).get(k)!r})' for k in unsafe[:5])
+    a, b = _flat_pair(saved, current)
+    shown = ', '.join(f'{k} ({a.get(k)!r} → {b.get(k)!r})' for k in unsafe[:5])
     more = f' and {len(unsafe) - 5} more' if len(unsafe) > 5 else ''
     raise UserError(
         f'{workdir} holds a checkpoint of a different config ({shown}{more}); '

@@ -171,3 +171,31 @@ def test_kill_during_a_save_leaves_a_resumable_workdir(synthetic_npz,
   assert sa == sb == 6
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     assert np.array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_resume_refuses_changed_settings_and_added_ones_that_change_the_run():
+  from ssl_pairs.errors import UserError  # pylint: disable=g-import-not-at-top
+  saved = {'seed': 0, 'epochs': 8.0, 'method': {'name': 'mocov2'},
+           'optim': {'base_lr': 0.3}}
+
+  def current(**changes):
+    c = json.loads(json.dumps(saved))
+    for key, value in changes.items():
+      section, _, name = key.rpartition('__')
+      (c[section] if section else c)[name] = value
+    return c
+
+  # A longer run, and a setting unknown to the checkpoint: safe.
+  assert checkpoint.config_differences(
+      saved, current(epochs=16.0, method__new_setting=3)) == (
+          [], ['epochs', 'method.new_setting'])
+  # Settings added later, at the value the code used before them: no change.
+  assert checkpoint.config_differences(saved, current(
+      method__shuffle_bn_groups=1, optim__bias_lr_factor=1.0)) == ([], [])
+  # ... at another value, or a changed setting: refused.
+  assert checkpoint.config_differences(saved, current(
+      method__shuffle_bn_groups=8, seed=1)) == (
+          ['method.shuffle_bn_groups', 'seed'], [])
+  with pytest.raises(UserError, match=r'optim.bias_lr_factor \(1.0 → 0.024\)'):
+    checkpoint.check_resume_config(
+        saved, current(optim__bias_lr_factor=0.024), '/runs/x')
