@@ -82,10 +82,13 @@ def test_empty_positive_sets_fall_back_to_the_plain_pair_loss(smoke_config,
                                                               method):
   """Masked-out positives are neither positives nor negatives: the loss is
   the plain pair's. The slots hold copies of view1 and view2, so BatchNorm
-  sees the same batch mean and variance as without them (exact check)."""
+  sees the same batch mean and variance as without them (exact check).
+  MoCo's BN is global here: shuffled BN puts the extra slots into the keys'
+  groups, which changes every key's statistics by design."""
   config = _spps_config(smoke_config, method)
   if method == 'mocov2':
     config.method.queue_size = 64
+    config.method.shuffle_bn_groups = 1
   rng = np.random.default_rng(0)
   batch = {'view1': rng.integers(0, 256, (4, 16, 16, 3), np.uint8),
            'view2': rng.integers(0, 256, (4, 16, 16, 3), np.uint8),
