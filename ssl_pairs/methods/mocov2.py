@@ -86,12 +86,14 @@ class MoCoV2(Method):
           (b * p,) + batch['positives'].shape[2:])])
     # Shuffle BN: the keys' samples are permuted across the groups, then put
     # back in order.
-    perm = (jax.random.permutation(rng, key_input.shape[0]) if groups > 1
-            else jnp.arange(key_input.shape[0]))
+    if groups > 1:
+      perm = jax.random.permutation(rng, key_input.shape[0])
+      key_input = key_input[perm]
     (_, zk), target_stats = self.apply_in_groups(
         method_state['target_params'], method_state['target_batch_stats'],
-        key_input[perm], groups)
-    zk = zk[jnp.argsort(perm)]
+        key_input, groups)
+    if groups > 1:
+      zk = zk[jnp.argsort(perm)]
     q = l2_normalize(z)
     k = jax.lax.stop_gradient(l2_normalize(zk))
     if 'positives' in batch:
