@@ -24,11 +24,24 @@ CIFAR-10 test and Tiny-ImageNet val). Writes ``<out>/results.md``,
 ``results.csv`` and ``bars.png``. Resumable: finished runs are skipped, killed
 ones resume; ``--methods`` picks a subset, ``--collect_only`` only rebuilds the
 tables from what is there.
+
+The table takes about 11 hours of two CPU cores, longer than a working session
+whose ``runs/`` may not survive it, so each finished run also leaves a small
+record, ``<out>/runs/<name>.json`` (its results, wall time, monitor curve every
+10 steps, config, the SHA-256 of its pair file and the commit it ran at), which
+is meant to be committed. A run with a record counts as done even when its
+workdir is gone, and the tables are built from the records. A record whose
+config or pair file differs from the run this invocation would train is
+refused with the differing keys: delete it (or use another ``--out``) to train
+that run again.
 """
 
 import csv
+import datetime
+import hashlib
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -42,6 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import importlib
 
 from launch import cpu_scale
+from ssl_pairs import checkpoint
 from ssl_pairs import train
 from ssl_pairs.data import pairs as pairs_lib
 from ssl_pairs.data import sources
@@ -139,25 +153,105 @@ def run_config(name, pair_file):
   return c
 
 
-def collect(workdir, planned):
-  """{run name: facts} for every finished run of ``planned``."""
+CURVE_KEYS = ('loss', 'embed_rank', 'embed_std', 'queue_cos_newest',
+              'queue_cos_oldest')
+CURVE_EVERY = 10
+
+
+def file_sha256(path: str) -> str:
+  with open(path, 'rb') as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
+def _commit() -> str:
+  try:
+    return subprocess.run(
+        ['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
+        text=True, cwd=os.path.dirname(os.path.abspath(__file__)),
+        check=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return 'unknown'
+
+
+def record_path(record_dir: str, name: str) -> str:
+  return os.path.join(record_dir, f'{name}.json')
+
+
+def save_record(run_dir, name, method, kind, record_dir):
+  """Writes the committed record of the finished run in ``run_dir``."""
+  with open(os.path.join(run_dir, 'eval.json')) as f:
+    report = json.load(f)
+  with open(os.path.join(run_dir, 'config.json')) as f:
+    config = json.load(f)
+  steps = read_jsonl(os.path.join(run_dir, 'metrics.jsonl'))
+  if not steps:
+    raise UserError(f'{run_dir} has an eval.json but no metrics.jsonl; train '
+                    'that run again (delete its workdir).')
+  kept = [r for r in steps if r['step'] % CURVE_EVERY == 0 or r is steps[0]
+          or r is steps[-1]]
+  curve = {'step': [r['step'] for r in kept]}
+  for key in CURVE_KEYS:
+    if key in steps[0]:
+      curve[key] = [round(float(r.get(key, float('nan'))), 6) for r in kept]
+  record = {
+      'name': name,
+      'method': method,
+      'pairs': 'labels' if method == 'supervised' else kind,
+      'results': report['results'],
+      'train_seconds': report['train_seconds'],
+      'loss': (steps[0]['loss'], steps[-1]['loss']),
+      'rank': (steps[0].get('embed_rank', float('nan')),
+               steps[-1].get('embed_rank', float('nan'))),
+      'curve': curve,
+      'pair_file_sha256': file_sha256(config['data']['pair_file']),
+      'commit': _commit(),
+      'finished': datetime.datetime.fromtimestamp(
+          os.path.getmtime(os.path.join(run_dir, 'eval.json')),
+          datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+      'config': config,
+  }
+  os.makedirs(record_dir, exist_ok=True)
+  tmp = record_path(record_dir, name) + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(record, f, indent=1)
+  os.replace(tmp, record_path(record_dir, name))
+  return record
+
+
+def check_record(record, config: dict, pair_file: str) -> None:
+  """Refuses a record of a run other than the one ``config`` would train."""
+  path = f'the record of {record["name"]}'
+  unsafe, _ = checkpoint.config_differences(record['config'], config)
+  unsafe = [k for k in unsafe if k not in ('data.pair_file', 'name')]
+  if unsafe:
+    a = checkpoint.flatten(record['config'])
+    b = checkpoint.flatten(config)
+    shown = ', '.join(f'{k} ({a.get(k)!r} → {b.get(k)!r})' for k in unsafe[:5])
+    raise UserError(
+        f'{path} was trained with another config ({shown}); delete it, or '
+        'pass another --out, to train this run again.')
+  if record['pair_file_sha256'] != file_sha256(pair_file):
+    raise UserError(
+        f'{path} was trained on other pairs than {pair_file}; delete it, or '
+        'pass another --out, to train this run again.')
+
+
+def load_record(record_dir, name):
+  """The record of run ``name``, or None."""
+  path = record_path(record_dir, name)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def collect(planned, record_dir):
+  """{run name: record} for every run of ``planned`` that has a record."""
   results = {}
-  for name, method, kind in planned:
-    path = os.path.join(workdir, name, 'eval.json')
-    if not os.path.exists(path):
-      continue
-    with open(path) as f:
-      report = json.load(f)
-    steps = read_jsonl(os.path.join(workdir, name, 'metrics.jsonl'))
-    results[name] = {
-        'method': method,
-        'pairs': 'labels' if method == 'supervised' else kind,
-        'results': report['results'],
-        'train_seconds': report['train_seconds'],
-        'loss': (steps[0]['loss'], steps[-1]['loss']),
-        'rank': (steps[0].get('embed_rank', float('nan')),
-                 steps[-1].get('embed_rank', float('nan'))),
-    }
+  for name, _, _ in planned:
+    record = load_record(record_dir, name)
+    if record is not None:
+      results[name] = record
   return results
 
 
@@ -181,8 +275,8 @@ def settings_of_runs() -> str:
   return f'{optimizer}, {init}'
 
 
-def write_outputs(results, out_dir, argv):
-  """results.csv, results.md and bars.png in ``out_dir``."""
+def write_outputs(results, out_dir, argv, planned_names=()):
+  """results.csv, results.md, bars.png and rank.png in ``out_dir``."""
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, 'results.csv'), 'w', newline='') as f:
     w = csv.writer(f)
@@ -213,10 +307,42 @@ def write_outputs(results, out_dir, argv):
         f' | {r["loss"][0]:.3f} → {r["loss"][1]:.3f} | '
         f'{r["rank"][0]:.1f} → {r["rank"][1]:.1f} | '
         f'{format_seconds(r["train_seconds"])} |')
-  lines += ['', '![CIFAR-10 probe per method](bars.png)', '']
+  missing = [n for n in planned_names if n not in results]
+  if missing:
+    lines += ['', f'Not trained yet ({len(missing)} of {len(planned_names)} '
+              f'runs): {", ".join(missing)}. The same command trains them; '
+              'the rows above are read from the records in `runs/`.']
+  lines += ['', '![CIFAR-10 probe per method](bars.png)', '',
+            'Collapse monitor: effective rank of the batch embedding over '
+            'training (every 10 steps, from the records).', '',
+            '![Effective rank per run](rank.png)', '']
   with open(os.path.join(out_dir, 'results.md'), 'w') as f:
     f.write('\n'.join(lines))
-  plot_bars(results, os.path.join(out_dir, 'bars.png'))
+  if results:
+    plot_bars(results, os.path.join(out_dir, 'bars.png'))
+    plot_rank(results, os.path.join(out_dir, 'rank.png'))
+
+
+def plot_rank(results, path):
+  """Effective rank against step, one line per run (solid PS, dashed PA)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(7.5, 4.2))
+  colours = {}
+  for r in results.values():
+    curve = r.get('curve', {})
+    if 'embed_rank' not in curve:
+      continue
+    colour = colours.setdefault(r['method'], f'C{len(colours) % 10}')
+    style = {'semantic': '-', 'augmented': '--'}.get(r['pairs'], ':')
+    ax.plot(curve['step'], curve['embed_rank'], style, color=colour,
+            label=f'{r["method"]} {r["pairs"]}', linewidth=1.2)
+  ax.set_xlabel('step')
+  ax.set_yscale('log')
+  ax.legend(fontsize=7, ncol=3)
+  cpu_scale.finish_figure(fig, ax, path, 'effective rank of the embedding',
+                          legend=False)
 
 
 def plot_bars(results, path):
@@ -247,22 +373,37 @@ def main(argv):
   t0 = time.time()
   planned = runs(_METHODS.value)
   pairs_dir = os.path.join(workdir, 'pairs')
-  if not _COLLECT_ONLY.value:
-    source = sources.load_split(_DATASET.value, 'train',
-                                sources.resolve_data_dir(''), None)
-    summary = pairs_lib.build_matched_sets(
-        source, 'all', _PAIRS_PER_CLASS.value, 'images', 0, pairs_dir)
-    for i, (name, _, kind) in enumerate(planned):
-      if os.path.exists(os.path.join(workdir, name, 'eval.json')):
-        print(f'[{i + 1}/{len(planned)}] {name}: done, skipped.')
-        continue
-      print(f'[{i + 1}/{len(planned)}] === {name} ({kind} pairs) ===')
-      train.run(run_config(name, summary['files'][kind]),
-                os.path.join(workdir, name))
-  command = cpu_scale.record_command(workdir, not _COLLECT_ONLY.value)
-  results = collect(workdir, planned)
   out = cpu_scale.out_dir(_OUT.value, _WORKDIR, 'docs/compare_methods')
-  write_outputs(results, out, command)
+  record_dir = os.path.join(out, 'runs')
+  source = sources.load_split(_DATASET.value, 'train',
+                              sources.resolve_data_dir(''), None)
+  summary = pairs_lib.build_matched_sets(
+      source, 'all', _PAIRS_PER_CLASS.value, 'images', 0, pairs_dir)
+  for i, (name, method, kind) in enumerate(planned):
+    run_dir = os.path.join(workdir, name)
+    pair_file = summary['files'][kind]
+    config = run_config(name, pair_file)
+    if os.path.exists(os.path.join(run_dir, 'eval.json')):
+      record = save_record(run_dir, name, method, kind, record_dir)
+    else:
+      record = load_record(record_dir, name)
+    if record is not None:
+      check_record(record, config.to_dict(), pair_file)
+    if _COLLECT_ONLY.value:
+      continue
+    if record is not None:
+      print(f'[{i + 1}/{len(planned)}] {name}: done (record '
+            f'{record_path(record_dir, name)}), skipped.')
+      continue
+    print(f'[{i + 1}/{len(planned)}] === {name} ({kind} pairs) ===')
+    train.run(config, run_dir)
+    save_record(run_dir, name, method, kind, record_dir)
+  # Every record was checked against this invocation's settings, so its
+  # flags (less --collect_only) describe the whole table.
+  command = ' '.join(a for a in sys.argv[1:]
+                     if not a.startswith(('--collect_only', '--nocollect_only')))
+  results = collect(planned, record_dir)
+  write_outputs(results, out, command, [n for n, _, _ in planned])
   print(f'Done in {format_seconds(time.time() - t0)}; {len(results)} of '
         f'{len(planned)} runs collected; see '
         f'{os.path.join(out, "results.md")}')

@@ -19,6 +19,16 @@ def _run(args, tmp_path):
   return proc.stdout
 
 
+def _run_fails(args, tmp_path):
+  """Runs a launcher that must fail; returns its stderr."""
+  del tmp_path
+  proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True,
+                        text=True, timeout=600,
+                        env=dict(os.environ, PYTHONUNBUFFERED='1'))
+  assert proc.returncode != 0, proc.stdout[-3000:]
+  return proc.stderr
+
+
 def test_compare_pairs_writes_tables_curves_and_plot(synthetic_npz, tmp_path):
   # No --out: the tables of a non-default workdir go to <workdir>/report, not
   # over the committed docs/compare_pairs.
@@ -143,8 +153,47 @@ def test_compare_methods_runs_each_method_on_both_pair_sets(synthetic_npz,
   from launch import cpu_scale  # pylint: disable=g-import-not-at-top
   assert ', '.join(sorted(cpu_scale.CPU_OPTIMIZERS)) + (
       ' (cpu_scale.CPU_OPTIMIZERS)') in text
-  # A second invocation skips the finished runs.
-  assert _run(args, tmp_path).count('done, skipped') == 2
+  # Each finished run left a record to commit: its results, monitor curve,
+  # config and the hash of its pair file.
+  import hashlib
+  import shutil
+  with open(out / 'runs' / 'simclr_sp.json') as f:
+    record = json.load(f)
+  with open(tmp_path / 'runs' / 'simclr_sp' / 'eval.json') as f:
+    assert record['results'] == json.load(f)['results']
+  assert record['config'] == c
+  with open(c['data']['pair_file'], 'rb') as f:
+    assert record['pair_file_sha256'] == hashlib.sha256(f.read()).hexdigest()
+  with open(tmp_path / 'runs' / 'simclr_sp' / 'metrics.jsonl') as f:
+    logged = [json.loads(line) for line in f]
+  steps = record['curve']['step']
+  assert steps == sorted({1, logged[-1]['step']} | {
+      r['step'] for r in logged if r['step'] % 10 == 0})
+  assert record['loss'] == [logged[0]['loss'], logged[-1]['loss']]
+  assert len(record['curve']['embed_rank']) == len(steps)
+  assert (out / 'rank.png').stat().st_size > 5_000
+  # A second invocation skips the finished runs, even when their workdirs are
+  # gone (a new session's checkout holds only the committed records).
+  shutil.rmtree(tmp_path / 'runs' / 'simclr_sp')
+  shutil.rmtree(tmp_path / 'runs' / 'simclr_pa')
+  (out / 'results.md').unlink()
+  assert _run(args, tmp_path).count('skipped') == 2
+  assert not (tmp_path / 'runs' / 'simclr_sp').exists()
+  assert text.split('\n| simclr')[1:] == (
+      out / 'results.md').read_text().split('\n| simclr')[1:]
+  # Only some methods: the table says which runs are missing.
+  _run(args[:2] + ['--methods=simclr,byol'] + args[3:] + ['--collect_only'],
+       tmp_path)
+  assert 'Not trained yet (2 of 4 runs): byol_sp, byol_pa.' in (
+      out / 'results.md').read_text()
+  # A record of other settings is refused, naming what differs.
+  bad = _run_fails(args[:-1] + ['--seed=1', args[-1]], tmp_path)
+  assert 'record of simclr_sp was trained with another config' in bad
+  assert 'seed (0 → 1)' in bad
+  record['pair_file_sha256'] = '0' * 64
+  with open(out / 'runs' / 'simclr_sp.json', 'w') as f:
+    json.dump(record, f)
+  assert 'was trained on other pairs' in _run_fails(args, tmp_path)
 
 
 def test_compare_methods_plans_every_method_and_the_supervised_baseline():
