@@ -399,14 +399,19 @@ def read_pair_file(path: str, source) -> PairSet:
 
 
 def write_pair_file(path: str, pairs: PairSet, source) -> None:
-  """Writes ``anchor,partner,class`` rows (paths when the source has them)."""
+  """Writes ``anchor,partner,class`` rows (paths when the source has them).
+
+  Atomically (a temporary file, then a rename), so a run reading the file
+  while a launcher rebuilds it never sees it half written."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   name = (lambda i: source.paths[i]) if source.paths else str
-  with open(path, 'w', newline='') as f:
+  tmp = f'{path}.tmp{os.getpid()}'
+  with open(tmp, 'w', newline='') as f:
     w = csv.writer(f)
     w.writerow(['anchor', 'partner', 'class'])
     for a, b in zip(pairs.anchors, pairs.partners):
       w.writerow([name(a), name(b), source.class_names[source.labels[a]]])
+  os.replace(tmp, path)
 
 
 def build_pair_set(data_config, source, model_config=None,
