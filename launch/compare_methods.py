@@ -19,6 +19,8 @@ their own init because BYOL collapsed fastest from PyTorch's (BENCHMARKS.md).
 The supervised baseline trains on the augmented set (each image once per
 epoch) with its labels.
 
+The table starts with a floor for each layer initialisation the runs use:
+the untrained encoder (``train.evaluate_init``, SimCLR's network and seed).
 At the end every encoder is evaluated (kNN k = 20/200 and the linear probe on
 CIFAR-10 test and Tiny-ImageNet val). Writes ``<out>/results.md``,
 ``results.csv`` and ``bars.png``. Resumable: finished runs are skipped, killed
@@ -184,24 +186,24 @@ def save_record(run_dir, name, method, kind, record_dir):
   with open(os.path.join(run_dir, 'config.json')) as f:
     config = json.load(f)
   steps = read_jsonl(os.path.join(run_dir, 'metrics.jsonl'))
-  if not steps:
+  if not steps and method != BASELINE:
     raise UserError(f'{run_dir} has an eval.json but no metrics.jsonl; train '
                     'that run again (delete its workdir).')
   kept = [r for r in steps if r['step'] % CURVE_EVERY == 0 or r is steps[0]
           or r is steps[-1]]
-  curve = {'step': [r['step'] for r in kept]}
+  curve = {'step': [r['step'] for r in kept]} if steps else {}
   for key in CURVE_KEYS:
-    if key in steps[0]:
+    if steps and key in steps[0]:
       curve[key] = [round(float(r.get(key, float('nan'))), 6) for r in kept]
+  first, last = (steps[0], steps[-1]) if steps else ({}, {})
   record = {
       'name': name,
       'method': method,
       'pairs': 'labels' if method == 'supervised' else kind,
       'results': report['results'],
       'train_seconds': report['train_seconds'],
-      'loss': (steps[0]['loss'], steps[-1]['loss']),
-      'rank': (steps[0].get('embed_rank', float('nan')),
-               steps[-1].get('embed_rank', float('nan'))),
+      'loss': (first.get('loss'), last.get('loss')),
+      'rank': (first.get('embed_rank'), last.get('embed_rank')),
       'curve': curve,
       'pair_file_sha256': file_sha256(config['data']['pair_file']),
       'commit': _commit(),
@@ -245,6 +247,28 @@ def load_record(record_dir, name):
     return json.load(f)
 
 
+BASELINE = 'random init'
+
+
+def baselines(planned):
+  """(name, 'random init', '<init> init') for each layer initialisation the
+  planned runs start from: the untrained encoder, evaluated as the floor."""
+  inits = sorted({run_config(n, '').model.init for n, m, _ in planned
+                  if m != BASELINE})
+  return [(f'random_init_{i}', BASELINE, f'{i} init') for i in inits]
+
+
+def config_of(name, method, kind, pair_files):
+  """The config of a planned entry (a baseline is SimCLR's network, with
+  its init, evaluated before any step)."""
+  if method != BASELINE:
+    return run_config(name, pair_files[kind])
+  c = run_config('simclr_sp', pair_files['semantic'])
+  c.name = f'compare_methods-{name}'
+  c.model.init = kind.split()[0]
+  return c
+
+
 def collect(planned, record_dir):
   """{run name: record} for every run of ``planned`` that has a record."""
   results = {}
@@ -275,6 +299,13 @@ def settings_of_runs() -> str:
   return f'{optimizer}, {init}'
 
 
+def _span(pair, digits):
+  """'first → last', or '–' for a run without training steps."""
+  if pair[0] is None:
+    return '–'
+  return f'{pair[0]:.{digits}f} → {pair[1]:.{digits}f}'
+
+
 def write_outputs(results, out_dir, argv, planned_names=()):
   """results.csv, results.md, bars.png and rank.png in ``out_dir``."""
   os.makedirs(out_dir, exist_ok=True)
@@ -302,11 +333,11 @@ def write_outputs(results, out_dir, argv, planned_names=()):
   for r in results.values():
     cells = [f'{r["results"].get(d, {}).get(m, float("nan")):.2f}'
              for d, m in COLUMNS]
+    wall = format_seconds(r['train_seconds'])
     lines.append(
         f'| {r["method"]} | {r["pairs"]} | ' + ' | '.join(cells) +
-        f' | {r["loss"][0]:.3f} → {r["loss"][1]:.3f} | '
-        f'{r["rank"][0]:.1f} → {r["rank"][1]:.1f} | '
-        f'{format_seconds(r["train_seconds"])} |')
+        f' | {_span(r["loss"], 3)} | {_span(r["rank"], 1)} | '
+        f'{"–" if r["method"] == BASELINE else wall} |')
   missing = [n for n in planned_names if n not in results]
   if missing:
     lines += ['', f'Not trained yet ({len(missing)} of {len(planned_names)} '
@@ -350,7 +381,8 @@ def plot_bars(results, path):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  methods = list(dict.fromkeys(r['method'] for r in results.values()))
+  methods = list(dict.fromkeys(r['method'] for r in results.values()
+                               if r['method'] != BASELINE))
   fig, ax = plt.subplots(figsize=(1.2 * len(methods) + 2, 3.6))
   for offset, pairs in ((-0.2, 'semantic'), (0.2, 'augmented'),
                         (0.0, 'labels')):
@@ -362,6 +394,11 @@ def plot_bars(results, path):
           ys.append(r['results'].get('cifar10', {}).get('probe', 0.0))
     if xs:
       ax.bar(xs, ys, width=0.4, label=pairs)
+  for i, r in enumerate(r for r in results.values()
+                       if r['method'] == BASELINE):
+    ax.axhline(r['results'].get('cifar10', {}).get('probe', 0.0),
+               color='k', linestyle=(':', '--')[i % 2], linewidth=1,
+               label=f'random init ({r["pairs"]})')
   ax.set_xticks(range(len(methods)), methods)
   cpu_scale.finish_figure(fig, ax, path, 'CIFAR-10 linear probe top-1 %')
 
@@ -372,6 +409,7 @@ def main(argv):
   workdir = os.path.abspath(_WORKDIR.value)
   t0 = time.time()
   planned = runs(_METHODS.value)
+  planned = baselines(planned) + planned
   pairs_dir = os.path.join(workdir, 'pairs')
   out = cpu_scale.out_dir(_OUT.value, _WORKDIR, 'docs/compare_methods')
   record_dir = os.path.join(out, 'runs')
@@ -381,8 +419,8 @@ def main(argv):
       source, 'all', _PAIRS_PER_CLASS.value, 'images', 0, pairs_dir)
   for i, (name, method, kind) in enumerate(planned):
     run_dir = os.path.join(workdir, name)
-    pair_file = summary['files'][kind]
-    config = run_config(name, pair_file)
+    config = config_of(name, method, kind, summary['files'])
+    pair_file = config.data.pair_file
     if os.path.exists(os.path.join(run_dir, 'eval.json')):
       record = save_record(run_dir, name, method, kind, record_dir)
     else:
@@ -395,8 +433,12 @@ def main(argv):
       print(f'[{i + 1}/{len(planned)}] {name}: done (record '
             f'{record_path(record_dir, name)}), skipped.')
       continue
-    print(f'[{i + 1}/{len(planned)}] === {name} ({kind} pairs) ===')
-    train.run(config, run_dir)
+    if method == BASELINE:
+      print(f'[{i + 1}/{len(planned)}] === {name}: the untrained encoder ===')
+      train.evaluate_init(config, run_dir)
+    else:
+      print(f'[{i + 1}/{len(planned)}] === {name} ({kind} pairs) ===')
+      train.run(config, run_dir)
     save_record(run_dir, name, method, kind, record_dir)
   # Every record was checked against this invocation's settings, so its
   # flags (less --collect_only) describe the whole table.

@@ -281,6 +281,54 @@ def create_state(method, tx, config, mesh) -> TrainState:
       jax.random.key(config.seed))
 
 
+def initial_state(config, mesh, source, steps_per_epoch, total_steps):
+  """(method, lr schedule, optimizer, fresh TrainState) of a run."""
+  method = get_method(config, RunInfo(
+      total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+      num_images=len(source), num_classes=source.num_classes))
+  schedule = optim.learning_rate_schedule(config.optim, total_steps,
+                                          steps_per_epoch, config.batch_size)
+  tx = optim.make_optimizer(config.optim, schedule)
+  return method, schedule, tx, create_state(method, tx, config, mesh)
+
+
+def evaluate_init(config: ml_collections.ConfigDict,
+                  workdir: str) -> Dict[str, Any]:
+  """Evaluates the encoder of ``config`` as initialised, before any step.
+
+  The random-init baseline of a comparison: the same network, seed and
+  evaluation as ``run(config, workdir)``'s, whose learning curve would
+  report the same numbers at epoch 0. Writes workdir/config.json and
+  workdir/eval.json (step 0, no training time).
+  """
+  validate_config(config)
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  mesh = sharding_lib.make_mesh()
+  source, pair_set = load_pretraining_data(config, workdir)
+  steps_per_epoch, total_steps = run_length(config, len(pair_set))
+  *_, state = initial_state(config, mesh, source, steps_per_epoch,
+                            total_steps)
+  is_main = jax.process_index() == 0
+  if is_main:
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+  evaluator = eval_lib.Evaluator(
+      config.eval, sources_lib.resolve_data_dir(config.data.data_dir),
+      config.data.image_size, config.model, mesh, seed=config.seed)
+  t0 = time.time()
+  results = evaluator(encoder_variables(state))
+  for r in results.values():
+    r['step'] = 0
+  report = {}
+  if is_main:
+    report = eval_lib.write_report(workdir, results, {
+        'run': config.name, 'step': 0, 'epochs': 0.0, 'train_seconds': 0.0,
+        'eval_seconds': round(time.time() - t0, 2),
+        'skipped': evaluator.skipped})
+  return report
+
+
 def encoder_variables(state: TrainState) -> Dict[str, Any]:
   """The backbone's params and batch stats (what evaluation needs)."""
   return {'params': state.params['backbone'],
@@ -331,13 +379,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       f'{config.batch_size} pairs on {mesh.devices.size} device(s).')
 
   # --- Model, optimizer and state.
-  method = get_method(config, RunInfo(
-      total_steps=total_steps, steps_per_epoch=steps_per_epoch,
-      num_images=len(source), num_classes=source.num_classes))
-  schedule = optim.learning_rate_schedule(config.optim, total_steps,
-                                          steps_per_epoch, config.batch_size)
-  tx = optim.make_optimizer(config.optim, schedule)
-  state = create_state(method, tx, config, mesh)
+  method, schedule, tx, state = initial_state(
+      config, mesh, source, steps_per_epoch, total_steps)
 
   checkpoints = checkpoint_lib.Checkpoints(workdir, config.keep_checkpoints)
   data_state, train_seconds, start = None, 0.0, 0

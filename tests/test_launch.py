@@ -132,11 +132,12 @@ def test_compare_methods_runs_each_method_on_both_pair_sets(synthetic_npz,
           '--width=1', f'--eval_datasets={synthetic_npz}',
           f'--workdir={tmp_path / "runs"}', f'--out={out}']
   text = _run(args, tmp_path)
-  assert '2 of 2 runs collected' in text and 'skipped' not in text
+  assert '3 of 3 runs collected' in text and 'skipped' not in text
   with open(out / 'results.csv') as f:
     rows = list(csv.DictReader(f))
   assert {(r['method'], r['pairs']) for r in rows} == {
-      ('simclr', 'semantic'), ('simclr', 'augmented')}
+      ('simclr', 'semantic'), ('simclr', 'augmented'),
+      ('random init', 'pytorch init')}
   assert all(0 <= float(r['top1']) <= 100 for r in rows)
   assert (out / 'bars.png').stat().st_size > 5_000
   # SimCLR's runs are compare_pairs' arms: its SGD recipe and PyTorch init,
@@ -172,23 +173,32 @@ def test_compare_methods_runs_each_method_on_both_pair_sets(synthetic_npz,
   assert record['loss'] == [logged[0]['loss'], logged[-1]['loss']]
   assert len(record['curve']['embed_rank']) == len(steps)
   assert (out / 'rank.png').stat().st_size > 5_000
+  # The floor: SimCLR's network with its init, evaluated before any step.
+  with open(out / 'runs' / 'random_init_pytorch.json') as f:
+    floor = json.load(f)
+  assert floor['train_seconds'] == 0 and floor['loss'] == [None, None]
+  assert floor['config']['model']['init'] == 'pytorch'
+  assert floor['config']['method']['name'] == 'simclr'
+  assert '| random init | pytorch init |' in text
   # A second invocation skips the finished runs, even when their workdirs are
   # gone (a new session's checkout holds only the committed records).
   shutil.rmtree(tmp_path / 'runs' / 'simclr_sp')
   shutil.rmtree(tmp_path / 'runs' / 'simclr_pa')
+  shutil.rmtree(tmp_path / 'runs' / 'random_init_pytorch')
   (out / 'results.md').unlink()
-  assert _run(args, tmp_path).count('skipped') == 2
+  assert _run(args, tmp_path).count('skipped') == 3
   assert not (tmp_path / 'runs' / 'simclr_sp').exists()
   assert text.split('\n| simclr')[1:] == (
       out / 'results.md').read_text().split('\n| simclr')[1:]
   # Only some methods: the table says which runs are missing.
   _run(args[:2] + ['--methods=simclr,byol'] + args[3:] + ['--collect_only'],
        tmp_path)
-  assert 'Not trained yet (2 of 4 runs): byol_sp, byol_pa.' in (
+  assert 'Not trained yet (3 of 6 runs): random_init_default, byol_sp, ' \
+      'byol_pa.' in (
       out / 'results.md').read_text()
   # A record of other settings is refused, naming what differs.
   bad = _run_fails(args[:-1] + ['--seed=1', args[-1]], tmp_path)
-  assert 'record of simclr_sp was trained with another config' in bad
+  assert 'record of random_init_pytorch was trained with another config' in bad
   assert 'seed (0 → 1)' in bad
   record['pair_file_sha256'] = '0' * 64
   with open(out / 'runs' / 'simclr_sp.json', 'w') as f:

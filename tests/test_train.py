@@ -59,7 +59,17 @@ def test_smoke_run_trains_checkpoints_and_reports(smoke_config, tmp_path):
   assert [r['step'] for r in rows] == [1, 2, 3, 4, 5, 6]
 
 
-def test_learning_curve_points_from_epoch_zero(smoke_config, tmp_path):
+def test_learning_curve_points_from_epoch_zero(smoke_config, tmp_path,
+                                              monkeypatch):
+  seen = []  # A fingerprint of every encoder the evaluator is given.
+  evaluate = eval_run.Evaluator.__call__
+
+  def spy(self, variables):
+    seen.append([np.asarray(x, np.float64).sum()
+                 for x in jax.tree.leaves(variables)])
+    return evaluate(self, variables)
+
+  monkeypatch.setattr(eval_run.Evaluator, '__call__', spy)
   smoke_config.total_steps = 20  # 80 pairs / 8 = 10 steps per epoch.
   smoke_config.eval.every_epochs = 1.0
   smoke_config.eval.probe = False
@@ -68,6 +78,20 @@ def test_learning_curve_points_from_epoch_zero(smoke_config, tmp_path):
   curve = read_jsonl(os.path.join(workdir, 'eval_curve.jsonl'))
   assert [(r['step'], r['epoch']) for r in curve] == [(0, 0), (10, 1), (20, 2)]
   assert all('knn@20' in r['results']['synthetic.npz'] for r in curve)
+  assert len(seen) == 3 and seen[0] != seen[2]
+  # The random-init baseline on its own evaluates exactly the encoder of the
+  # epoch-0 point (another seed gives another one) and reports its numbers.
+  report = train.evaluate_init(smoke_config, str(tmp_path / 'init'))
+  assert seen[3] == seen[0]
+  assert report['step'] == 0 and report['train_seconds'] == 0.0
+  init = report['results']['synthetic.npz']
+  for k in ('knn@20', 'knn@200'):
+    assert init[k] == curve[0]['results']['synthetic.npz'][k], k
+  assert os.path.exists(str(tmp_path / 'init' / 'config.json'))
+  assert not os.path.exists(str(tmp_path / 'init' / 'checkpoints'))
+  smoke_config.seed = 1
+  train.evaluate_init(smoke_config, str(tmp_path / 'init1'))
+  assert seen[4] != seen[0]
 
 
 def test_nonfinite_loss_stops_and_keeps_good_checkpoints(smoke_config, tmp_path):
