@@ -244,6 +244,19 @@ def test_compare_methods_plans_every_method_and_the_supervised_baseline():
   assert module.run_config('simclr_sp', 'pairs.csv').model.init == 'default'
 
 
+def test_compare_methods_records_are_not_git_ignored():
+  # The records are the table's only copy once a session's runs/ is gone.
+  if not os.path.isdir(os.path.join(REPO, '.git')):
+    pytest.skip('not a git checkout')
+  proc = subprocess.run(
+      ['git', 'check-ignore', '-q', 'docs/compare_methods/runs/byol_sp.json'],
+      cwd=REPO, check=False)
+  assert proc.returncode == 1  # 1: not ignored; 0 would be ignored.
+  proc = subprocess.run(['git', 'check-ignore', '-q', 'runs/x/eval.json'],
+                        cwd=REPO, check=False)
+  assert proc.returncode == 0
+
+
 def test_knn_benchmark_times_a_subset_and_extrapolates(tmp_path):
   text = _run(['launch/knn_benchmark.py', '--cases=3000x16',
                '--queries=1000', '--nofaiss'], tmp_path)
