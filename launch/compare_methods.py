@@ -321,7 +321,8 @@ def write_outputs(results, out_dir, argv, planned_names=()):
                         metrics[metric], round(r['train_seconds'], 1)])
   lines = [
       '# Every method on semantic vs augmented pairs at CPU scale', '',
-      f'Command: `python launch/compare_methods.py {argv}`', '',
+      f'Command: `{" ".join(["python launch/compare_methods.py", argv]).strip()}`',
+      '',
       f'Settings: {_DATASET.value} train pairs (all classes × '
       f'{_PAIRS_PER_CLASS.value} images, matched), {_ARCH.value} width '
       f'{_WIDTH.value:g}, {_SIZE.value} px, batch {_BATCH.value}, '
@@ -342,10 +343,12 @@ def write_outputs(results, out_dir, argv, planned_names=()):
   if missing:
     lines += ['', f'Not trained yet ({len(missing)} of {len(planned_names)} '
               f'runs): {", ".join(missing)}. The same command trains them; '
-              'the rows above are read from the records in `runs/`.']
+              'the rows above are read from the records in [runs/](runs).']
   lines += ['', '![CIFAR-10 probe per method](bars.png)', '',
-            'Collapse monitor: effective rank of the batch embedding over '
-            'training (every 10 steps, from the records).', '',
+            'Collapse monitor: effective rank over training (every 10 '
+            'steps, from the records) of the batch embedding the loss sees, '
+            'whose width differs by method (a projection, an expander or '
+            'DINO\'s prototype logits), so compare within a method.', '',
             '![Effective rank per run](rank.png)', '']
   with open(os.path.join(out_dir, 'results.md'), 'w') as f:
     f.write('\n'.join(lines))
@@ -400,7 +403,12 @@ def plot_bars(results, path):
                color='k', linestyle=(':', '--')[i % 2], linewidth=1,
                label=f'random init ({r["pairs"]})')
   ax.set_xticks(range(len(methods)), methods)
-  cpu_scale.finish_figure(fig, ax, path, 'CIFAR-10 linear probe top-1 %')
+  top = max((r['results'].get('cifar10', {}).get('probe', 0.0)
+             for r in results.values()), default=0.0)
+  ax.set_ylim(0, max(top, 1.0) * 1.35)  # Room for the legend above the bars.
+  ax.legend(fontsize=8, ncol=2, loc='upper left')
+  cpu_scale.finish_figure(fig, ax, path, 'CIFAR-10 linear probe top-1 %',
+                          legend=False)
 
 
 def main(argv):
