@@ -179,8 +179,11 @@ def record_path(record_dir: str, name: str) -> str:
   return os.path.join(record_dir, f'{name}.json')
 
 
-def save_record(run_dir, name, method, kind, record_dir):
-  """Writes the committed record of the finished run in ``run_dir``."""
+def save_record(run_dir, name, method, kind, record_dir, commit):
+  """Writes the committed record of the finished run in ``run_dir``.
+
+  ``commit`` is the commit the launcher started at; rewriting the record of
+  the same finished run (the same eval.json time) keeps the one it has."""
   with open(os.path.join(run_dir, 'eval.json')) as f:
     report = json.load(f)
   with open(os.path.join(run_dir, 'config.json')) as f:
@@ -206,12 +209,15 @@ def save_record(run_dir, name, method, kind, record_dir):
       'rank': (first.get('embed_rank'), last.get('embed_rank')),
       'curve': curve,
       'pair_file_sha256': file_sha256(config['data']['pair_file']),
-      'commit': _commit(),
+      'commit': commit,
       'finished': datetime.datetime.fromtimestamp(
           os.path.getmtime(os.path.join(run_dir, 'eval.json')),
           datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
       'config': config,
   }
+  old = load_record(record_dir, name)
+  if old is not None and old.get('finished') == record['finished']:
+    record['commit'] = old.get('commit', commit)
   os.makedirs(record_dir, exist_ok=True)
   tmp = record_path(record_dir, name) + '.tmp'
   with open(tmp, 'w') as f:
@@ -421,6 +427,7 @@ def main(argv):
   pairs_dir = os.path.join(workdir, 'pairs')
   out = cpu_scale.out_dir(_OUT.value, _WORKDIR, 'docs/compare_methods')
   record_dir = os.path.join(out, 'runs')
+  commit = _commit()  # The code these runs train with.
   source = sources.load_split(_DATASET.value, 'train',
                               sources.resolve_data_dir(''), None)
   summary = pairs_lib.build_matched_sets(
@@ -430,7 +437,7 @@ def main(argv):
     config = config_of(name, method, kind, summary['files'])
     pair_file = config.data.pair_file
     if os.path.exists(os.path.join(run_dir, 'eval.json')):
-      record = save_record(run_dir, name, method, kind, record_dir)
+      record = save_record(run_dir, name, method, kind, record_dir, commit)
     else:
       record = load_record(record_dir, name)
     if record is not None:
@@ -447,7 +454,7 @@ def main(argv):
     else:
       print(f'[{i + 1}/{len(planned)}] === {name} ({kind} pairs) ===')
       train.run(config, run_dir)
-    save_record(run_dir, name, method, kind, record_dir)
+    save_record(run_dir, name, method, kind, record_dir, commit)
   # Every record was checked against this invocation's settings, so its
   # flags (less --collect_only) describe the whole table.
   command = ' '.join(a for a in sys.argv[1:]

@@ -180,6 +180,13 @@ def test_compare_methods_runs_each_method_on_both_pair_sets(synthetic_npz,
   assert floor['config']['model']['init'] == 'pytorch'
   assert floor['config']['method']['name'] == 'simclr'
   assert '| random init | pytorch init |' in text
+  # Rebuilding the tables keeps the commit each run trained at.
+  record['commit'] = 'abc1234'
+  with open(out / 'runs' / 'simclr_sp.json', 'w') as f:
+    json.dump(record, f)
+  _run(args + ['--collect_only'], tmp_path)
+  with open(out / 'runs' / 'simclr_sp.json') as f:
+    assert json.load(f)['commit'] == 'abc1234'
   # A second invocation skips the finished runs, even when their workdirs are
   # gone (a new session's checkout holds only the committed records).
   shutil.rmtree(tmp_path / 'runs' / 'simclr_sp')
