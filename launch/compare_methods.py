@@ -226,11 +226,22 @@ def save_record(run_dir, name, method, kind, record_dir, commit):
   return record
 
 
+# Config keys that do not change a finished run's results.
+RECORD_IGNORED = ('name', 'data.pair_file', 'data.data_dir', 'data.num_workers',
+                  'data.prefetch', 'progress', 'log_every_steps',
+                  'checkpoint_every_steps', 'keep_checkpoints')
+
+
 def check_record(record, config: dict, pair_file: str) -> None:
   """Refuses a record of a run other than the one ``config`` would train."""
   path = f'the record of {record["name"]}'
-  unsafe, _ = checkpoint.config_differences(record['config'], config)
-  unsafe = [k for k in unsafe if k not in ('data.pair_file', 'name')]
+  unsafe, safe = checkpoint.config_differences(record['config'], config)
+  # Settings that only a resume may change (the run's length, its
+  # evaluation) change a finished run's results; settings added to ssl_pairs
+  # after the record stay safe (config_differences knows their old values).
+  had = checkpoint.flatten(record['config'])
+  unsafe = sorted(k for k in unsafe + [k for k in safe if k in had]
+                  if k not in RECORD_IGNORED)
   if unsafe:
     a = checkpoint.flatten(record['config'])
     b = checkpoint.flatten(config)

@@ -207,6 +207,10 @@ def test_compare_methods_runs_each_method_on_both_pair_sets(synthetic_npz,
   bad = _run_fails(args[:-1] + ['--seed=1', args[-1]], tmp_path)
   assert 'record of random_init_pytorch was trained with another config' in bad
   assert 'seed (0 → 1)' in bad
+  # So is one of another length, which a resume could change but a finished
+  # run cannot.
+  bad = _run_fails(args[:-1] + ['--epochs=2', args[-1]], tmp_path)
+  assert 'epochs (1.0 → 2.0)' in bad
   record['pair_file_sha256'] = '0' * 64
   with open(out / 'runs' / 'simclr_sp.json', 'w') as f:
     json.dump(record, f)
