@@ -27,7 +27,7 @@ CIFAR-10 test and Tiny-ImageNet val). Writes ``<out>/results.md``,
 ones resume; ``--methods`` picks a subset, ``--collect_only`` only rebuilds the
 tables from what is there.
 
-The table takes about 11 hours of two CPU cores, longer than a working session
+The table takes about 8 hours of two CPU cores, longer than a working session
 whose ``runs/`` may not survive it, so each finished run also leaves a small
 record, ``<out>/runs/<name>.json`` (its results, wall time, monitor curve every
 10 steps, config, the SHA-256 of its pair file and the commit it ran at), which
@@ -179,11 +179,11 @@ def record_path(record_dir: str, name: str) -> str:
   return os.path.join(record_dir, f'{name}.json')
 
 
-def save_record(run_dir, name, method, kind, record_dir, commit):
-  """Writes the committed record of the finished run in ``run_dir``.
+def make_record(run_dir, name, method, kind, record_dir, commit):
+  """The record of the finished run in ``run_dir`` (not yet written).
 
-  ``commit`` is the commit the launcher started at; rewriting the record of
-  the same finished run (the same eval.json time) keeps the one it has."""
+  ``commit`` is the commit the launcher started at; the record of the same
+  finished run (the same eval.json time) keeps the one it has."""
   with open(os.path.join(run_dir, 'eval.json')) as f:
     report = json.load(f)
   with open(os.path.join(run_dir, 'config.json')) as f:
@@ -218,12 +218,15 @@ def save_record(run_dir, name, method, kind, record_dir, commit):
   old = load_record(record_dir, name)
   if old is not None and old.get('finished') == record['finished']:
     record['commit'] = old.get('commit', commit)
+  return record
+
+
+def write_record(record, record_dir):
   os.makedirs(record_dir, exist_ok=True)
-  tmp = record_path(record_dir, name) + '.tmp'
+  tmp = record_path(record_dir, record['name']) + '.tmp'
   with open(tmp, 'w') as f:
     json.dump(record, f, indent=1)
-  os.replace(tmp, record_path(record_dir, name))
-  return record
+  os.replace(tmp, record_path(record_dir, record['name']))
 
 
 # Config keys that do not change a finished run's results.
@@ -243,9 +246,9 @@ def check_record(record, config: dict, pair_file: str) -> None:
   unsafe = sorted(k for k in unsafe + [k for k in safe if k in had]
                   if k not in RECORD_IGNORED)
   if unsafe:
-    a = checkpoint.flatten(record['config'])
-    b = checkpoint.flatten(config)
-    shown = ', '.join(f'{k} ({a.get(k)!r} → {b.get(k)!r})' for k in unsafe[:5])
+    now = checkpoint.flatten(config)
+    shown = ', '.join(f'{k} ({had.get(k)!r} → {now.get(k)!r})'
+                      for k in unsafe[:5])
     raise UserError(
         f'{path} was trained with another config ({shown}); delete it, or '
         'pass another --out, to train this run again.')
@@ -447,12 +450,17 @@ def main(argv):
     run_dir = os.path.join(workdir, name)
     config = config_of(name, method, kind, summary['files'])
     pair_file = config.data.pair_file
-    if os.path.exists(os.path.join(run_dir, 'eval.json')):
-      record = save_record(run_dir, name, method, kind, record_dir, commit)
+    finished = os.path.exists(os.path.join(run_dir, 'eval.json'))
+    if finished:
+      record = make_record(run_dir, name, method, kind, record_dir, commit)
     else:
       record = load_record(record_dir, name)
     if record is not None:
+      # Checked before it is written: a stale workdir never replaces a
+      # committed record.
       check_record(record, config.to_dict(), pair_file)
+      if finished:
+        write_record(record, record_dir)
     if _COLLECT_ONLY.value:
       continue
     if record is not None:
@@ -465,7 +473,8 @@ def main(argv):
     else:
       print(f'[{i + 1}/{len(planned)}] === {name} ({kind} pairs) ===')
       train.run(config, run_dir)
-    save_record(run_dir, name, method, kind, record_dir, commit)
+    write_record(make_record(run_dir, name, method, kind, record_dir, commit),
+                 record_dir)
   # Every record was checked against this invocation's settings, so its
   # flags (less --collect_only) describe the whole table.
   command = ' '.join(a for a in sys.argv[1:]

@@ -211,6 +211,21 @@ def test_compare_methods_runs_each_method_on_both_pair_sets(synthetic_npz,
   # run cannot.
   bad = _run_fails(args[:-1] + ['--epochs=2', args[-1]], tmp_path)
   assert 'epochs (1.0 → 2.0)' in bad
+  # A stale workdir of other settings is refused before its record is
+  # written, so the committed record survives.
+  pa = out / 'runs' / 'simclr_pa.json'
+  kept = pa.read_bytes()
+  stale = tmp_path / 'runs' / 'simclr_pa'
+  stale.mkdir()
+  pa_record = json.loads(kept)
+  pa_record['config']['seed'] = 7
+  (stale / 'config.json').write_text(json.dumps(pa_record['config']))
+  (stale / 'eval.json').write_text(json.dumps(
+      {'results': pa_record['results'], 'train_seconds': 1.0}))
+  (stale / 'metrics.jsonl').write_text(json.dumps({'step': 1, 'loss': 1.0}))
+  assert 'seed (7 → 0)' in _run_fails(args, tmp_path)
+  assert pa.read_bytes() == kept
+  shutil.rmtree(stale)
   record['pair_file_sha256'] = '0' * 64
   with open(out / 'runs' / 'simclr_sp.json', 'w') as f:
     json.dump(record, f)
