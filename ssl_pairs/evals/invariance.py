@@ -2,20 +2,32 @@
 
 How much a representation's neurons keep firing across a *transformation
 set* — one object (or one video shot) seen under several transformations —
-relative to how often they fire at all. Computed as METHODS.md §1 describes
-the authors' ``measure_invariances.py``:
+relative to how often they fire at all. Computed exactly as the authors'
+released ``measure_invariances.py`` (senthilps8/demystifyssl @ 407f294;
+``tests/test_invariance.py`` checks our function against numbers produced by
+running their code, see ``launch/reference/ris_authors.py``):
 
-* C = the number of distinct ``class_ids``; p = min(100·(1 − 1/C), 95).
-* Per neuron i, over all N images: the positive threshold t⁺_i is the sorted
-  value at index ⌊N·p/100⌋, the negative threshold t⁻_i the sorted value at
-  index ⌊N·(100 − p)/100⌋. Global firing rate G(i) = fraction of images with
-  f_i ≥ t⁺_i (positive sign only).
+* C = the number of distinct ``class_ids`` (every class, also one whose sets
+  are all too small); p = min(100·(1 − 1/C), 95); idx = ⌊N·p / 100⌋.
+* Per neuron i, over all N images: the positive threshold t⁺_i is the
+  *ascending* sorted value at idx, the negative threshold t⁻_i the
+  *descending* sorted value at idx. Global firing rate G(i) = fraction of
+  images with f_i ≥ t⁺_i (positive sign only). G(i) ≥ 1/N always, since t⁺_i
+  is one of the values.
 * A set S with |S| ≥ 3 (smaller sets are skipped): the neuron fires
   positively on an image when f_i > t⁺_i and negatively when f_i < t⁻_i; the
   set's local rate is max(#positive, #negative) / |S|.
 * L_c(i) = mean local rate over the sets of class c on which neuron i fired
-  at least once; r_c(i) = L_c(i) / G(i); Top-K_c = mean of the K largest
-  r_c(i); the score is the mean over classes of Top-K_c, × (100 − p).
+  at least once, and 0 for a neuron that never fired in them (or for every
+  neuron of a class without a set of 3); r_c(i) = L_c(i) / G(i); Top-K_c =
+  (sum of the K largest r_c(i)) / K — zeros included, so a class with fewer
+  than K firing neurons still divides by K; the score is the mean of Top-K_c
+  over all C classes, × (100 − p).
+
+Two inputs the authors' code has no number for: features with fewer than K
+neurons (their ``cummeanscore[K - 1]`` raises IndexError) give NaN for that
+K, and inputs without any set of 3 or more images give NaN (their code would
+print 0.000, indistinguishable from a representation with no invariance).
 """
 
 from typing import Dict, Sequence
@@ -35,7 +47,12 @@ def topk_invariance_score(features, set_ids, class_ids,
     ks: the K of Top-K.
 
   Returns:
-    {K: score}; NaN for a K when no set has 3 or more images.
+    {K: score}; NaN for a K above D, and for every K when no set has 3 or
+    more images.
+
+  Raises:
+    ValueError: the three arguments disagree in length, or a feature is not
+      finite.
   """
   f = np.asarray(features, np.float64)
   set_ids = np.asarray(set_ids)
@@ -44,43 +61,40 @@ def topk_invariance_score(features, set_ids, class_ids,
   if len(set_ids) != n or len(class_ids) != n:
     raise ValueError(f'features has {n} rows but set_ids has {len(set_ids)} '
                      f'and class_ids {len(class_ids)}; give one per image.')
-  num_classes = len(np.unique(class_ids))
-  p = min(100.0 * (1.0 - 1.0 / num_classes), 95.0)
-  ordered = np.sort(f, axis=0)
-  t_pos = ordered[min(int(np.floor(n * p / 100.0)), n - 1)]
-  t_neg = ordered[min(int(np.floor(n * (100.0 - p) / 100.0)), n - 1)]
-  global_rate = np.mean(f >= t_pos, axis=0)  # [D]
+  if not np.isfinite(f).all():
+    raise ValueError('features hold NaN or inf values; the invariance score '
+                     'needs finite features (check the encoder checkpoint).')
+  classes = np.unique(class_ids)
+  # The authors' expressions, operation for operation, so that the threshold
+  # index agrees with theirs on every N.
+  p = min((1.0 - 1.0 / len(classes)) * 100, 95)
+  index = int((n * p) // 100)
+  t_pos = np.sort(f, axis=0)[index]
+  t_neg = -np.sort(-f, axis=0)[index]  # Descending order, as theirs.
+  global_rate = np.mean(f >= t_pos, axis=0)  # [D], never 0 (see above).
 
   # Per class: sum and count of local rates over sets where the neuron fired.
-  sums, counts = {}, {}
+  sums = np.zeros((len(classes), d))
+  counts = np.zeros((len(classes), d))
+  any_set = False
   for s in np.unique(set_ids):
     members = np.nonzero(set_ids == s)[0]
     if len(members) < 3:
       continue
-    c = class_ids[members[0]]
+    any_set = True
+    c = np.searchsorted(classes, class_ids[members[0]])
     x = f[members]
     fired = np.maximum((x > t_pos).sum(0), (x < t_neg).sum(0))  # [D]
-    local = fired / len(members)
     on = fired > 0
-    sums.setdefault(c, np.zeros(d))
-    counts.setdefault(c, np.zeros(d))
-    sums[c] += np.where(on, local, 0.0)
+    sums[c] += np.where(on, fired / len(members), 0.0)
     counts[c] += on
-  if not sums:
+  if not any_set:
     return {k: float('nan') for k in ks}
-  scores = {}
-  for k in ks:
-    per_class = []
-    for c in sums:
-      valid = (counts[c] > 0) & (global_rate > 0)
-      if not valid.any():
-        continue
-      ratio = (sums[c][valid] / counts[c][valid]) / global_rate[valid]
-      top = np.sort(ratio)[::-1][:k]
-      per_class.append(top.mean())
-    scores[k] = (float(np.mean(per_class)) * (100.0 - p) if per_class
-                 else float('nan'))
-  return scores
+  local = sums / (counts + 1e-20)  # 0 where a neuron never fired (theirs).
+  ratio = -np.sort(-(local / global_rate), axis=1)  # [C, D], descending.
+  top_mean = np.cumsum(ratio, axis=1) / np.arange(1, d + 1)  # Theirs.
+  return {k: (float(np.mean(top_mean[:, k - 1])) * (100 - p)
+              if k <= d else float('nan')) for k in ks}
 
 
 def viewpoint_sets(shots, window: int = 5):
