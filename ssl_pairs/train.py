@@ -466,6 +466,11 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         iterator = make_iterator(iterator.state())  # Drop stale prefetches.
       state, m = train_step(state, next(iterator))
       pending.append(m)
+      # A non-finite step stops the run at once, naming that step: its flag
+      # is read one step late, after the next step is queued, so the check
+      # never leaves the device idle.
+      if len(pending) > 1 and int(pending[-2]['nonfinite']):
+        logger.write(first_pending, jax.device_get(pending[:-1]))  # Raises.
       stopping = (signals.stop_now(step, config.log_every_steps) or
                   step == stop_after_step)
       boundary = (step % config.log_every_steps == 0 or step == total_steps or

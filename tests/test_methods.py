@@ -279,17 +279,50 @@ def test_pirl_memory_bank_rows_are_the_normalised_ema():
   np.testing.assert_array_equal(new_bank[others], bank[others])
 
 
-def test_pirl_jigsaw_permutes_patches():
+def test_pirl_jigsaw_moves_patches_and_the_permutation_follows_the_key():
   from ssl_pairs.methods.pirl import jigsaw_patches
-  x = jnp.arange(2 * 6 * 6 * 1, dtype=jnp.float32).reshape(2, 6, 6, 1)
-  patches = np.asarray(jigsaw_patches(x, jax.random.key(3)))
-  assert patches.shape == (2, 9, 2, 2, 1)
-  ordered = np.asarray(jigsaw_patches(x, jax.random.key(3)))
-  np.testing.assert_array_equal(patches, ordered)  # Deterministic per key.
-  # Each image's patches are a permutation of its 9 tiles.
-  tiles = np.asarray(x[0]).reshape(3, 2, 3, 2, 1).transpose(0, 2, 1, 3, 4)
-  tiles = tiles.reshape(9, 2, 2, 1)
-  assert sorted(p.sum() for p in patches[0]) == sorted(t.sum() for t in tiles)
+  # Tile t of image i has the constant value 100·i + t, so every output patch
+  # says which tile of which image it is.
+  tile = np.arange(9).reshape(3, 3)
+  x = np.stack([np.kron(tile + 100 * i, np.ones((2, 2)))
+                for i in range(4)])[..., None].astype(np.float32)
+  patches = np.asarray(jigsaw_patches(jnp.asarray(x), jax.random.key(3)))
+  assert patches.shape == (4, 9, 2, 2, 1)
+  assert np.all(patches == patches[:, :, :1, :1])  # Whole tiles, uncut.
+  order = patches[:, :, 0, 0, 0] - 100 * np.arange(4)[:, None]
+  for perm in order:  # Each image: a permutation of its own 9 tiles ...
+    assert sorted(perm.tolist()) == list(range(9))
+  # ... that really moves them, differs between images and follows the key.
+  assert all(list(p) != list(range(9)) for p in order)
+  assert len({tuple(p) for p in order}) == 4
+  again = jigsaw_patches(jnp.asarray(x), jax.random.key(3))
+  np.testing.assert_array_equal(np.asarray(again), patches)
+  other = np.asarray(jigsaw_patches(jnp.asarray(x), jax.random.key(4)))
+  assert not np.array_equal(other, patches)
+
+
+@pytest.mark.parametrize('objective', ['infonce', 'nce'])
+def test_pirl_contrast_equals_a_hand_computed_case(objective):
+  """v = e1, positive = e1, negatives e2 and -e1, τ = 1: s+ = 1, s- = (0, -1).
+
+  InfoNCE: -log(e / (e + 1 + e⁻¹)). NCE: the noise term is k·Z/N with Z/N
+  the mean of e^{s-}: 2·(1 + e⁻¹)/2 = 1 + e⁻¹; the loss is
+  -[log(e/(e + n)) + log(n/(1 + n)) + log(n/(e⁻¹ + n))].
+  """
+  import math  # pylint: disable=g-import-not-at-top
+  config, method, _, _ = setup('pirl', objective=objective, temperature=1.0)
+  del config
+  v = jnp.asarray([[1.0, 0.0]])
+  negatives = jnp.asarray([[0.0, 1.0], [-1.0, 0.0]])
+  got = float(method._contrast(v, v, negatives))  # pylint: disable=protected-access
+  e = math.e
+  if objective == 'infonce':
+    expected = -math.log(e / (e + 1 + 1 / e))
+  else:
+    n = 1 + 1 / e
+    expected = -(math.log(e / (e + n)) + math.log(n / (1 + n)) +
+                 math.log(n / (1 / e + n)))
+  assert got == pytest.approx(expected, rel=1e-6)
 
 
 def test_pirl_nce_objective_trains():

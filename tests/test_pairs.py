@@ -142,8 +142,17 @@ def test_pair_file_round_trip_and_errors(tmp_path, synthetic_npz):
   np.testing.assert_array_equal(back.partners, ps.partners)
   with open(path, 'a') as f:
     f.write('5000,1,class0\n')
-  with pytest.raises(UserError, match="names 1 images that are not in"):
+  with pytest.raises(UserError, match="names 1 image not in .*first: row 4, "
+                     "'5000'"):
     pairs_lib.read_pair_file(path, src)
+  # A partner of another class than its anchor is refused with the row, both
+  # images and both classes (images 0-9 are class0, 10-19 class1).
+  for row in ('0,15,class0', '0,15', '0,15,class1'):
+    with open(path, 'w') as f:
+      f.write(f'anchor,partner,class\n2,3\n{row}\n')
+    with pytest.raises(UserError, match="row 2 pairs 0 \\(class 'class0'\\) "
+                       "with 15 \\(class 'class1'\\)"):
+      pairs_lib.read_pair_file(path, src)
   with open(path, 'w') as f:
     f.write('anchor,partner,class\n0,1,class3\n')
   with pytest.raises(UserError, match="says class 'class3'"):
@@ -173,7 +182,7 @@ def test_pair_file_with_paths_from_an_image_folder(tmp_path):
   assert [src.paths[i] for i in ps.anchors] == ['cat/0.png', 'dog/1.png']
   assert list(ps.is_augmented) == [False, True]
   (tmp_path / 'q.csv').write_text('cat/0.png,cat/9.png\n')
-  with pytest.raises(UserError, match="first: 'cat/9.png'"):
+  with pytest.raises(UserError, match="first: row 1, 'cat/9.png'"):
     pairs_lib.read_pair_file(str(tmp_path / 'q.csv'), src)
 
 

@@ -61,12 +61,50 @@ def test_processes_together_see_the_single_process_batch(synthetic_npz):
 
 def test_semantic_views_come_from_two_images_of_one_class(synthetic_npz):
   src, ps, batches = make(synthetic_npz, preset='none')
-  b = batches[0]
-  anchors = set(ps.anchors.tolist())
-  for v1, v2, idx in zip(b['view1'], b['view2'], b['index']):
-    assert idx in anchors
-    np.testing.assert_array_equal(v1, src[idx])
-    assert not np.array_equal(v1, v2)
+  pairs = set(zip(ps.anchors.tolist(), ps.partners.tolist()))
+  for step in (0, 13):
+    b = batches[step]
+    for v1, v2, idx, partner, label in zip(b['view1'], b['view2'], b['index'],
+                                           b['partner'], b['label']):
+      assert (int(idx), int(partner)) in pairs and idx != partner
+      assert src.labels[partner] == src.labels[idx] == label
+      np.testing.assert_array_equal(v1, src[idx])
+      np.testing.assert_array_equal(v2, src[partner])  # No pair transform.
+
+
+def _self_pair_views(src, pair_set, pair_transform, on='host'):
+  cfg = common.data_config('augmented')
+  cfg.image_size = 16
+  cfg.augment.preset = 'none'
+  cfg.pair_transform = pair_transform
+  cfg.augment_on = on
+  return pipeline.train_batches(src, pair_set, cfg, 8, 0)[0]
+
+
+def test_only_augmented_pairs_get_the_pair_transform(synthetic_npz):
+  """A GPS self-neighbour (include_self), a one-frame shot's temporal pair
+  and an SPPS base pair are an image with itself, but not augmented pairs:
+  their partner must not get the pair transform (host and device paths)."""
+  from ssl_pairs.data import video
+  src = sources.load_split(synthetic_npz, 'train', '', 16)
+  everyone = np.arange(len(src))
+  self_pairs = {
+      'gps': pairs_lib.NeighbourPairSet(everyone, everyone,
+                                        neighbours=everyone[:, None]),
+      'temporal': video.TemporalPairSet(everyone, everyone, shots=everyone),
+      'spps': pairs_lib.PositiveSetPairs(
+          everyone, everyone, positives=everyone[:, None],
+          positive_mask=np.zeros((len(src), 1), bool)),
+  }
+  for name, ps in self_pairs.items():
+    b = _self_pair_views(src, ps, 'default')
+    np.testing.assert_array_equal(b['index'], b['partner'])
+    np.testing.assert_array_equal(b['view1'], b['view2'], err_msg=name)
+    assert not _self_pair_views(src, ps, 'default', 'device')['same'].any()
+  augmented = pairs_lib.PairSet(everyone, everyone)
+  b = _self_pair_views(src, augmented, 'default')
+  assert not np.array_equal(b['view1'], b['view2'])
+  assert _self_pair_views(src, augmented, 'default', 'device')['same'].all()
 
 
 def test_augmented_partner_gets_the_pair_transform(synthetic_npz):

@@ -6,12 +6,14 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from conftest import REPO, read_checkpoint_state
 from ssl_pairs import checkpoint
 from ssl_pairs import train
+from ssl_pairs.data import pipeline
 from ssl_pairs.errors import UserError
 from ssl_pairs.evals import run as eval_run
 from ssl_pairs.metrics import NonFiniteLossError, read_jsonl
@@ -107,6 +109,41 @@ def test_nonfinite_loss_stops_and_keeps_good_checkpoints(smoke_config, tmp_path)
   for step in ckpts.manager.all_steps():
     _, _, variables, _ = checkpoint.restore_encoder(workdir, step)
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(variables))
+
+
+def test_a_nonfinite_step_stops_the_run_at_once_naming_it(smoke_config,
+                                                         tmp_path,
+                                                         monkeypatch):
+  """Step 3's loss is made NaN (its state kept, as the real step does); with
+  log_every_steps=50 the run must still stop right after it, naming step 3,
+  with steps 1-2 logged and no later step run past the one already queued."""
+  real = train.make_train_step
+
+  def poisoned(method, tx, schedule, seed):
+    inner = real(method, tx, schedule, seed)
+
+    def train_step(state, batch):
+      new, m = inner(state, batch)
+      bad = state.step == 2  # The third step.
+      new = jax.tree.map(lambda n, o: jnp.where(bad, o, n), new, state)
+      return new, dict(m, loss=jnp.where(bad, jnp.nan, m['loss']),
+                       nonfinite=jnp.where(bad, 1, m['nonfinite']))
+    return train_step
+
+  monkeypatch.setattr(train, 'make_train_step', poisoned)
+  calls = []
+  real_next = pipeline.DeviceIterator.__next__
+  monkeypatch.setattr(pipeline.DeviceIterator, '__next__',
+                      lambda self: calls.append(1) or real_next(self))
+  smoke_config.total_steps = 40
+  smoke_config.log_every_steps = 50
+  smoke_config.checkpoint_every_steps = 50
+  workdir = str(tmp_path / 'nan_now')
+  with pytest.raises(NonFiniteLossError, match='NaN/inf at step 3 '):
+    train.run(smoke_config, workdir)
+  assert len(calls) <= 4  # Steps 1-3, and step 4 queued before the check.
+  assert [r['step'] for r in read_jsonl(os.path.join(workdir,
+                                                     'metrics.jsonl'))] == [1, 2]
 
 
 def test_user_errors_are_one_sentence(smoke_config, tmp_path):

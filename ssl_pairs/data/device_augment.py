@@ -225,8 +225,9 @@ class DeviceAugmenter:
 
   Input batch (from :func:`pipeline.train_batches` with ``augment_on=device``):
   'view1'/'view2' hold the pair's raw uint8 images [B, H, W, 3], 'aug_seed'
-  int32 [B, 2] and 'same' bool [B] (anchor is its own partner: the augmented
-  pair transform applies to 'view2'); SPPS adds raw 'positives'
+  int32 [B, 2] and 'same' bool [B] (an augmented pair — the anchor is its own
+  partner in a pair set whose self-pairs are augmented: the pair transform
+  applies to 'view2'); SPPS adds raw 'positives'
   [B, P, H, W, 3]. Output: the same keys as the host pipeline gives ('view1',
   'view2', multi-crop 'local', 'positives') as 0–255 float32 views.
   """

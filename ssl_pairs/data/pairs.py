@@ -24,8 +24,13 @@ Canonical names (``config.data.pairs``):
 * ``temporal`` — frames i and i+k of one shot of a video
   (:mod:`ssl_pairs.data.video`), optionally a tracked region of each.
 
-The rule that applies the pair transform is the same everywhere: a pair whose
-anchor and partner are the same image gets it on the partner.
+The pair transform (``data.pair_transform``) makes an *augmented pair*: it is
+applied to the partner of a pair whose two images are the same image, in the
+pair sets that define such pairs — ``augmented``, and a pair file's rows that
+name one image twice (how the augmented arm of a comparison is written). The
+mined and temporal sources never get it (``PairSet.augment_self_pairs`` is
+False): a GPS self-neighbour or a one-frame shot is paired with itself by
+accident of the data, and their papers use only the standard views.
 """
 
 import csv
@@ -55,12 +60,16 @@ class PairSet:
       partners when ``resample_partner``).
     resample_partner: redraw each partner every epoch from the anchor's class.
     seed: seed of the redraws.
+    augment_self_pairs: whether a pair of one image with itself is an
+      augmented pair, whose partner gets the pair transform (see the module
+      docstring; False for the mined and temporal sources).
   """
   anchors: np.ndarray
   partners: np.ndarray
   labels: Optional[np.ndarray] = None
   resample_partner: bool = False
   seed: int = 0
+  augment_self_pairs: bool = True
 
   def __post_init__(self):
     self.anchors = np.asarray(self.anchors, np.int64)
@@ -113,6 +122,7 @@ class NeighbourPairSet(PairSet):
   neighbours: Optional[np.ndarray] = None
   refresh_epochs: int = 0
   tables: dict = dataclasses.field(default_factory=dict)
+  augment_self_pairs: bool = False  # A self-neighbour is not an augmented pair.
 
   def __post_init__(self):
     super().__post_init__()
@@ -155,6 +165,7 @@ class PositiveSetPairs(PairSet):
   """
   positives: Optional[np.ndarray] = None
   positive_mask: Optional[np.ndarray] = None
+  augment_self_pairs: bool = False  # SPPS pairs are plain two-view pairs.
 
   def positive_set(self, anchor: int):
     """(indices int64 [P], mask bool [P]) of an image's semantic positives."""
@@ -370,9 +381,15 @@ def read_pair_file(path: str, source) -> PairSet:
     a, b = to_index(row[0]), to_index(row[1])
     for token, idx in ((row[0], a), (row[1], b)):
       if idx is None:
-        missing.append(token.strip())
+        missing.append((n, token.strip()))
     if a is None or b is None:
       continue
+    class_of = lambda i: source.class_names[source.labels[i]]
+    if source.labels[a] != source.labels[b]:
+      raise UserError(f'Pair file {path} row {n} pairs {row[0].strip()} '
+                      f'(class {class_of(a)!r}) with {row[1].strip()} (class '
+                      f'{class_of(b)!r}); a positive pair needs two images of '
+                      'one class, so fix or remove the row.')
     if len(row) >= 3 and row[2].strip():
       cls = row[2].strip()
       want = names.get(cls, int(cls) if cls.isdigit() else None)
@@ -381,9 +398,8 @@ def read_pair_file(path: str, source) -> PairSet:
                         f'{cls!r}; use a class of {source.name}.')
       if source.labels[a] != want:
         raise UserError(f'Pair file {path} row {n} says class {cls!r} but '
-                        f'{row[0].strip()} is in class '
-                        f'{source.class_names[source.labels[a]]!r}; fix the '
-                        'row.')
+                        f'{row[0].strip()} and {row[1].strip()} are in class '
+                        f'{class_of(a)!r}; fix the row.')
     if (a, b) in seen:
       raise UserError(f'Pair file {path} row {n} repeats row {seen[(a, b)]} '
                       f'({row[0].strip()}, {row[1].strip()}); remove the '
@@ -392,9 +408,11 @@ def read_pair_file(path: str, source) -> PairSet:
     anchors.append(a)
     partners.append(b)
   if missing:
-    raise UserError(f'Pair file {path} names {len(missing)} images that are '
-                    f'not in {source.name} {source.split} (first: '
-                    f'{missing[0]!r}); paths must be relative to {source.root}.')
+    row, token = missing[0]
+    raise UserError(f'Pair file {path} names {len(missing)} image'
+                    f'{"s" if len(missing) > 1 else ""} not in {source.name} '
+                    f'{source.split} (first: row {row}, {token!r}); paths must '
+                    f'be relative to {source.root}.')
   return PairSet(np.asarray(anchors), np.asarray(partners))
 
 

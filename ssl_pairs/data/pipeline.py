@@ -70,6 +70,13 @@ class PairViews:
       self._shape = image.shape  # pylint: disable=attribute-defined-outside-init
     return self._shape
 
+  def _augmented(self, anchor, partner) -> bool:
+    """Whether the partner gets the pair transform: a pair of one image with
+    itself, in a pair set whose self-pairs are augmented pairs (the
+    ``augmented`` source and pair files; :mod:`ssl_pairs.data.pairs`)."""
+    return (anchor == partner and self.pair_spec is not None and
+            self.pairs.augment_self_pairs)
+
   def _raw_record(self, epoch, item, anchor, partner, image_a, image_b):
     """Device augmentation: the pair's uint8 images and its view seed."""
     shapes = {image_a.shape, image_b.shape, self._raw_shape()}
@@ -79,8 +86,8 @@ class PairViews:
           f'{" and ".join(str(s) for s in sorted(shapes))}; set '
           'data.load_size to a size (0 = image_size) or use '
           'data.augment_on=host.')
-    if (anchor == partner and self.pair_spec is not None and
-        image_b.shape[0] != image_b.shape[1]):
+    augmented = self._augmented(anchor, partner)
+    if augmented and image_b.shape[0] != image_b.shape[1]:
       raise UserError(
           'data.augment_on=device makes augmented pairs from square images '
           f'only, got {image_b.shape[:2]}; set data.load_size=0 (square '
@@ -88,9 +95,9 @@ class PairViews:
           'data.augment_on=host.')
     record = {'view1': image_a, 'view2': image_b,
               'aug_seed': np.asarray([epoch, item], np.int32),
-              'same': np.bool_(anchor == partner),
+              'same': np.bool_(augmented),
               'label': np.int32(self.source.labels[anchor]),
-              'index': np.int32(anchor)}
+              'index': np.int32(anchor), 'partner': np.int32(partner)}
     if hasattr(self.pairs, 'positive_set'):
       members, mask = self.pairs.positive_set(anchor)
       record['positives'] = np.stack([
@@ -110,7 +117,7 @@ class PairViews:
       image_a, image_b = self.source[anchor], self.source[partner]
     if self.on_device:
       return self._raw_record(epoch, item, anchor, partner, image_a, image_b)
-    if anchor == partner and self.pair_spec is not None:
+    if self._augmented(anchor, partner):
       image_b = augment.apply_view(image_b, rng, self.pair_spec,
                                    image_b.shape[0])
     record = {
@@ -120,6 +127,7 @@ class PairViews:
                                     self.image_size),
         'label': np.int32(self.source.labels[anchor]),
         'index': np.int32(anchor),
+        'partner': np.int32(partner),
     }
     n_local, local_size, local_spec = self.local
     if n_local:
@@ -157,7 +165,8 @@ def train_batches(source: ImageSource, pairs: PairSet, data_config,
   Returns:
     MapDataset whose element k is a dict of numpy arrays with leading
     dimension ``global_batch // process_count``: 'view1', 'view2' (uint8
-    [b, S, S, 3]), 'label' and 'index' (int32 [b], the anchor's), with
+    [b, S, S, 3]), 'label' and 'index' (int32 [b], the anchor's), 'partner'
+    (int32 [b], the partner's image index; diagnostics and tests), with
     multi-crop 'local' (uint8 [b, N, s, s, 3]), and with SPPS 'positives'
     (uint8 [b, P, S, S, 3]) and 'positive_mask' (bool [b, P]). With
     ``data_config.augment_on='device'`` the view keys hold the raw images

@@ -129,6 +129,7 @@ class TemporalPairSet(PairSet):
   tracker: bool = False
   region_fraction: float = 0.5
   search_radius: int = 8
+  augment_self_pairs: bool = False  # A one-frame shot is no augmented pair.
 
   def __post_init__(self):
     super().__post_init__()

@@ -31,6 +31,7 @@ class DINO(Method):
     m = self.config.method
     return EncoderWithHead(self.backbone, DINOHead(
         m.proj_hidden_dim, m.bottleneck_dim, m.num_prototypes,
+        use_bn=m.get('use_bn_in_head', False),
         dtype=DTYPES[self.config.model.dtype]))
 
   def init_method_state(self, rng, variables):
@@ -69,8 +70,14 @@ class DINO(Method):
     teacher = jax.lax.stop_gradient(teacher)
     loss = losses.dino_loss(student, teacher, method_state['center'],
                             m.student_temp, self.teacher_temperature(step))
+    # Entropy of the centred, sharpened teacher distribution: ln K when the
+    # targets are uniform (the collapse DINO's centring can fall into).
+    targets = jax.nn.softmax((teacher - method_state['center']) /
+                             self.teacher_temperature(step), axis=-1)
+    entropy = -jnp.sum(targets * jnp.log(jnp.maximum(targets, 1e-30)), -1)
     metrics = dict(collapse_metrics(student[:x.shape[0]]),
-                   teacher_temp=self.teacher_temperature(step))
+                   teacher_temp=self.teacher_temperature(step),
+                   teacher_entropy=jnp.mean(entropy))
     return loss, (batch_stats, metrics,
                   {'teacher_logits': teacher, 'target_batch_stats': target_stats})
 

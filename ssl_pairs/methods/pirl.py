@@ -6,6 +6,15 @@ permutation). A memory bank ``m`` [num_images, D] holds an EMA (0.5) of f of
 every anchor image. Loss = ½·NCE(g, m_anchor) + ½·NCE(f, m_anchor) with
 ``num_negatives`` bank entries drawn at random as negatives, τ = 0.07.
 
+The negatives are drawn uniformly from the whole bank, as the reference
+implementation does (VISSL's ``NCELossWithMemory`` draws them from all rows and
+only then writes the positive into slot 0), so the anchor's own row can be among
+them: with 20,000 images and 4,096 negatives a given anchor's row is drawn with
+probability 1 − (1 − 1/20000)^4096 ≈ 18.5 %, adding one copy of the positive's
+term to the denominator. We keep the reference's estimator so our PIRL numbers
+are the method as published; ``tests/test_methods.py`` checks the NCE and
+InfoNCE forms against hand-computed values.
+
 ``objective='infonce'`` (default) is the softmax form; ``'nce'`` is PIRL's
 noise-contrastive form h(v, m) = e^{s/τ} / (e^{s/τ} + k·Z/N), where Z/N is
 estimated from the batch (Wu et al. 2018 fix it after the first iterations).

@@ -75,22 +75,32 @@ class LinearHead(nn.Module):
 class DINOHead(nn.Module):
   """DINO's head: 3-layer GELU MLP → L2 norm → weight-normalised linear.
 
-  The last layer's weight is normalised per output column with its scale
-  fixed to 1 (``norm_last_layer=True`` in the reference code); its parameter is
-  named ``last_layer`` so the method can freeze it during the first epoch.
+  As the reference code's ``DINOHead`` (facebookresearch/dino
+  ``vision_transformer.py``; solo-learn's is the same): the MLP's Linear
+  layers start from a truncated normal of std 0.02 with zero biases, and
+  with ``use_bn`` (``use_bn_in_head``) each hidden Linear is followed by
+  BatchNorm. The last layer's weight is normalised per output column with its
+  scale fixed to 1 (``norm_last_layer=True``); its parameter is named
+  ``last_layer`` so the method can freeze it during the first epoch.
   """
   hidden_dim: int = 2048
   bottleneck_dim: int = 256
   output_dim: int = 4096
+  use_bn: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = True):
-    del train
     x = x.astype(self.dtype)
-    x = nn.gelu(nn.Dense(self.hidden_dim, dtype=self.dtype)(x))
-    x = nn.gelu(nn.Dense(self.hidden_dim, dtype=self.dtype)(x))
-    x = nn.Dense(self.bottleneck_dim, dtype=self.dtype)(x).astype(jnp.float32)
+    init = dict(kernel_init=nn.initializers.truncated_normal(0.02),
+                bias_init=nn.initializers.zeros, dtype=self.dtype)
+    for _ in range(2):
+      x = nn.Dense(self.hidden_dim, **init)(x)
+      if self.use_bn:
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                         epsilon=1e-5, dtype=self.dtype)(x)
+      x = nn.gelu(x, approximate=False)
+    x = nn.Dense(self.bottleneck_dim, **init)(x).astype(jnp.float32)
     x = x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
     v = self.param('last_layer', nn.initializers.truncated_normal(0.02),
                    (self.bottleneck_dim, self.output_dim))
