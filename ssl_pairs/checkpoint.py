@@ -36,7 +36,8 @@ RESUME_SAFE_KEYS = ('epochs', 'total_steps', 'log_every_steps',
 # Settings added to ssl_pairs after checkpoints were written, with the value
 # the code used before they existed: a checkpoint without one resumes safely
 # only if the new config keeps that value.
-ADDED_KEYS = {'optim.bias_lr_factor': 1.0, 'method.shuffle_bn_groups': 1}
+ADDED_KEYS = {'optim.bias_lr_factor': 1.0, 'method.shuffle_bn_groups': 1,
+              'method.use_bn_in_head': False}
 
 
 class CheckpointWriteError(RuntimeError):
