@@ -331,11 +331,25 @@ def test_compare_temporal_reports_invariance_and_shot_knn(real_data_dir,
     rows = {r['encoder']: r for r in csv.DictReader(f)}
   assert set(rows) == {'random init', 'MoCo v2, augmented',
                        'MoCo v2, temporal', 'MoCo v2, temporal-tracker'}
-  for r in rows.values():
-    assert 0 < float(r['ris@10']) and 0 <= float(r['knn@5']) <= 100
-  # 6 shots, first half of each in train, second half in test.
-  split = tmp_path / 'runs' / 'shots_time_split'
+  # No evaluated frame was pretrained on, nor is any within the temporal gap
+  # (4) after a pretraining frame of its shot: the held-out frames are the
+  # folders' files, the pretraining frames the npz's frame_index.
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  split = tmp_path / 'runs' / 'shots_held_out_gap4'
+  pre = np.load(split / 'pretraining_frames.npz')
+  held = {int(f[:-4]): shot for part in ('train', 'test')
+          for shot in os.listdir(split / part)
+          for f in os.listdir(split / part / shot)}
+  pre_frames = set(pre['frame_index'].tolist())
+  assert pre_frames and held and not pre_frames & set(held)
+  for frame, shot in held.items():
+    same_shot = [p for p, s in zip(pre['frame_index'], pre['labels'])
+                 if f'shot{s}' == shot]
+    assert all(frame - p > 4 for p in same_shot), (frame, shot)
   assert len(os.listdir(split / 'train')) == len(os.listdir(split / 'test')) == 6
+  assert len(pre_frames) + len(held) + 4 * 5 == 250  # Gaps of 5 split shots.
+  for r in rows.values():  # (resnet_tiny has under 25 features: no RIS@25.)
+    assert float(r['ris@10']) > 0
   assert 'RIS@10' in text
 
 
