@@ -48,7 +48,20 @@ def test_compare_pairs_writes_tables_curves_and_plot(synthetic_npz, tmp_path):
   arms = {(r['pairs'], float(r['epoch'])) for r in rows}
   assert arms == {('random init', 0.0), ('semantic', 1.0), ('semantic', 2.0),
                   ('augmented', 1.0), ('augmented', 2.0)}
-  assert all(0 <= float(r['top1']) <= 100 for r in rows)
+  # Every table value is the run's own learning-curve number for that arm,
+  # epoch, dataset and metric (the random-init row: epoch 0 of either arm).
+  curve = {}
+  for arm in ('semantic', 'augmented'):
+    with open(tmp_path / 'runs' / arm / 'eval_curve.jsonl') as f:
+      for line in f:
+        point = json.loads(line)
+        name = 'random init' if point['step'] == 0 else arm
+        for d, r in point['results'].items():
+          for m, v in r.items():
+            curve[(name, point['epoch'], d, m)] = v
+  for r in rows:
+    assert float(r['top1']) == pytest.approx(
+        curve[(r['pairs'], float(r['epoch']), r['dataset'], r['metric'])])
   text = (out / 'results.md').read_text()
   assert '| augmented | 2 |' in text and 'Peer calibration' in text
   assert 'model.init=pytorch' in text
@@ -138,7 +151,15 @@ def test_compare_methods_runs_each_method_on_both_pair_sets(synthetic_npz,
   assert {(r['method'], r['pairs']) for r in rows} == {
       ('simclr', 'semantic'), ('simclr', 'augmented'),
       ('random init', 'pytorch init')}
-  assert all(0 <= float(r['top1']) <= 100 for r in rows)
+  run_dirs = {('simclr', 'semantic'): 'simclr_sp',
+              ('simclr', 'augmented'): 'simclr_pa'}
+  for r in rows:  # Each value is its run's own end-of-run evaluation.
+    name = run_dirs.get((r['method'], r['pairs']))
+    if name:
+      with open(tmp_path / 'runs' / name / 'eval.json') as f:
+        results = json.load(f)['results']
+      assert float(r['top1']) == pytest.approx(
+          results[r['dataset']][r['metric']]), r
   assert (out / 'bars.png').stat().st_size > 5_000
   # SimCLR's runs are compare_pairs' arms: its SGD recipe and PyTorch init,
   # views cut from the stored images.
@@ -312,7 +333,10 @@ def test_compare_mined_runs_baselines_gps_and_spps(synthetic_npz, tmp_path):
   assert augment['simclr-weak'] == augment['simclr-gps-checkpoint'] == 'weak'
   precision = {r['run']: r['pair_precision'] for r in rows}
   assert precision['simclr-weak'] == ''  # Two views: nothing mined.
-  assert 0 <= float(precision['simclr-gps-checkpoint']) <= 1
+  with open(tmp_path / 'runs' / 'simclr-gps-checkpoint' /
+            'pair_stats.json') as f:  # The run's own measured precision.
+    assert float(precision['simclr-gps-checkpoint']) == pytest.approx(
+        json.load(f)['pair_precision'])
   text = (out / 'results.md').read_text()
   assert 'SPPS set (δ=' in text and '85.58' in text
   # δ's prior embedding is the one the SPPS run read: extracted once.
@@ -354,8 +378,9 @@ def test_compare_temporal_reports_invariance_and_shot_knn(real_data_dir,
 
 
 def _tiny_reproduce(synthetic_npz, tmp_path, *extra):
+  # Width 2: 32 features, enough for the RIS's K = 25 (fewer give NaN).
   return ['launch/reproduce.py', f'--dataset={synthetic_npz}',
-          '--arch=resnet_tiny', '--width=1', '--image_size=16',
+          '--arch=resnet_tiny', '--width=2', '--image_size=16',
           '--load_size=0', '--batch_size=8', '--epochs=1',
           '--images_per_class=6', '--data_scale=3,6',
           f'--eval_datasets={synthetic_npz}', '--videos=',
@@ -385,8 +410,12 @@ def test_reproduce_trains_shared_runs_once_and_writes_tables(synthetic_npz,
   with open(out / 'main.csv') as f:
     main_rows = {r['pairs']: r for r in csv.DictReader(f)}
   assert set(main_rows) == {'semantic', 'augmented', 'all'}
-  for r in main_rows.values():
-    assert 0 <= float(r['synthetic.npz probe']) <= 100
+  run_of = {'semantic': 'simclr_semantic_p6', 'augmented':
+            'simclr_augmented_p6', 'all': 'simclr_all'}
+  for pairs, r in main_rows.items():  # Each run's own evaluation.
+    with open(tmp_path / 'runs' / run_of[pairs] / 'eval.json') as f:
+      probe = json.load(f)['results']['synthetic.npz']['probe']
+    assert float(r['synthetic.npz probe']) == pytest.approx(probe, abs=0.01)
   assert 'C10 83.60' in main_rows['semantic']['paper']
   with open(out / 'efficiency.csv') as f:
     eff = {r['pairs']: r for r in csv.DictReader(f)}

@@ -149,9 +149,37 @@ def test_spps_trains_end_to_end_with_simclr(smoke_config, tmp_path, capsys):
   report = train.run(config, str(tmp_path / 'spps'))
   assert np.isfinite(report['results']['synthetic.npz']['knn@20'])
   assert 'Semantic positive sets' in capsys.readouterr().out
+  # The logged statistics are those of the positive sets the run used.
+  src = sources.load_split(config.data.dataset, 'train', '', 16)
+  pair_set = pairs_lib.build_pair_set(config.data, src)
   with open(tmp_path / 'spps' / 'pair_stats.json') as f:
     stats = json.load(f)
-  assert 0 <= stats['pair_precision'] <= 1 and 0 < stats['mean_set_size'] <= 3
+  assert stats['pair_precision'] == pytest.approx(
+      pair_set.precision(src.labels))
+  assert stats['mean_set_size'] == pytest.approx(pair_set.set_sizes().mean())
+  assert stats['empty_fraction'] == pytest.approx(
+      np.mean(pair_set.set_sizes() == 0))
+
+
+def test_spps_batch_positives_are_the_anchors_set_members(smoke_config):
+  """Without view augmentation every real positive slot shows exactly its
+  member image of the anchor's positive set, and every empty slot the
+  anchor itself (masked out of the loss)."""
+  config = _spps_config(smoke_config)
+  config.data.augment.preset = 'none'
+  src = sources.load_split(config.data.dataset, 'train', '', 16)
+  pair_set = pairs_lib.build_pair_set(config.data, src)
+  assert 0 < pair_set.positive_mask.mean() < 1
+  for step in (0, 4):
+    b = pipeline.train_batches(src, pair_set, config.data, 8, seed=0)[step]
+    for row, anchor in enumerate(b['index']):
+      members, mask = pair_set.positive_set(int(anchor))
+      for slot, (member, real) in enumerate(zip(members, mask)):
+        assert b['positive_mask'][row, slot] == real
+        np.testing.assert_array_equal(
+            b['positives'][row, slot], src[int(member) if real else anchor])
+        if real:
+          assert member != anchor
 
 
 # ----------------------------------------------------------------- temporal
@@ -233,6 +261,40 @@ def test_temporal_tracker_pairs_train_mocov2(tmp_path, smoke_config, capsys):
   report = train.run(config, str(tmp_path / 'temporal'))
   assert np.isfinite(report['results']['synthetic.npz']['knn@20'])
   assert 'Temporal pairs: 2 shot(s)' in capsys.readouterr().out
+
+
+def test_tracked_regions_in_the_batch_are_where_the_tracker_put_them(
+    tmp_path):
+  """Views at the region size without augmentation: view 1 is a region of
+  the anchor frame, and view 2 is exactly the region of the partner frame
+  that track_region finds for it (not, e.g., the same box)."""
+  path, _ = _moving_patch_video(tmp_path)
+  config = load_config('mocov2_temporal')
+  config.data.dataset = path
+  config.data.temporal.tracker = True
+  config.data.augment.preset = 'none'
+  src = sources.load_split(path, 'train', '', None)
+  pair_set = pairs_lib.build_pair_set(config.data, src)
+  side = int(round(pair_set.region_fraction * 48))
+  config.data.image_size = side
+  batch = pipeline.train_batches(src, pair_set, config.data, 8, seed=0)[0]
+  moved = 0
+  for row in range(8):
+    a, b = int(batch['index'][row]), int(batch['partner'][row])
+    assert pair_set.shots[a] == pair_set.shots[b] and a != b
+    frame_a, frame_b = src[a], src[b]
+    # Where view 1 was cut from (the noise background makes it unique).
+    boxes = [(y, x) for y in range(48 - side + 1) for x in range(64 - side + 1)
+             if np.array_equal(frame_a[y:y + side, x:x + side],
+                               batch['view1'][row])]
+    assert len(boxes) == 1
+    (top, left), = boxes
+    y, x = video.track_region(frame_a, frame_b, (top, left, side),
+                              pair_set.search_radius)
+    np.testing.assert_array_equal(batch['view2'][row],
+                                  frame_b[y:y + side, x:x + side])
+    moved += (y, x) != (top, left)
+  assert moved > 0  # The tracker really moved some regions.
 
 
 # ------------------------------------------------------------ GPS refresh
@@ -325,5 +387,15 @@ def test_byol_trains_on_gps_pairs_with_weak_augmentation(smoke_config,
   config.eval.probe = False
   report = train.run(config, str(tmp_path / 'byol_gps'))
   assert np.isfinite(report['results']['synthetic.npz']['knn@20'])
+  # The pairs BYOL trained on are neighbours from the run's table, and the
+  # logged precision is that table's.
+  src = sources.load_split(config.data.dataset, 'train', '',
+                           config.data.image_size)
+  pair_set = pairs_lib.build_pair_set(config.data, src, config.model,
+                                      str(tmp_path / 'byol_gps'))
   with open(tmp_path / 'byol_gps' / 'pair_stats.json') as f:
-    assert 0 <= json.load(f)['pair_precision'] <= 1
+    assert json.load(f)['pair_precision'] == pytest.approx(
+        pair_set.precision(src.labels))
+  batch = pipeline.train_batches(src, pair_set, config.data, 8, seed=0)[0]
+  for anchor, partner in zip(batch['index'], batch['partner']):
+    assert partner in pair_set.neighbours[anchor] and partner != anchor

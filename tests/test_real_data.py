@@ -32,6 +32,26 @@ def test_build_pairs_matched_sets_on_tiny_imagenet(real_data_dir, tmp_path):
   assert set(ps.anchors) == set(ps.partners) == set(pa.anchors)
 
 
+def test_semantic_pair_batches_pair_two_images_of_one_class(real_data_dir,
+                                                            tmp_path):
+  """Every row of real-data PS batches: the partner is a different image of
+  the anchor's class, and the (anchor, partner) pair is a row of the file."""
+  from ssl_pairs.data import pipeline  # pylint: disable=g-import-not-at-top
+  src = sources.load_split('tiny_imagenet', 'train', real_data_dir, None)
+  files = pairs_lib.build_matched_sets(src, '20', 10, 'images', 0,
+                                       str(tmp_path / 'pairs'))['files']
+  config = load_config('simclr_sp')
+  config.data.pairs, config.data.pair_file = 'pair_file', files['semantic']
+  pair_set = pairs_lib.build_pair_set(config.data, src)
+  rows = set(zip(pair_set.anchors.tolist(), pair_set.partners.tolist()))
+  batches = pipeline.train_batches(src, pair_set, config.data, 64, seed=0)
+  for step in (0, 3, 7):  # 200 pairs: steps 3 and 7 are in later epochs.
+    b = batches[step]
+    for anchor, partner, label in zip(b['index'], b['partner'], b['label']):
+      assert anchor != partner and (int(anchor), int(partner)) in rows
+      assert src.labels[anchor] == src.labels[partner] == label
+
+
 def test_pair_file_pretraining_and_transfer_eval(real_data_dir, tmp_path):
   src = sources.load_split('tiny_imagenet', 'train', real_data_dir, None)
   files = pairs_lib.build_matched_sets(src, '10', 8, 'pairs', 0,
@@ -49,7 +69,18 @@ def test_pair_file_pretraining_and_transfer_eval(real_data_dir, tmp_path):
   assert set(results) == {'cifar10', 'tiny_imagenet'}
   assert 'cifar100' in report['skipped']
   assert results['cifar10']['n_test'] == 200 and 'note' not in results['cifar10']
-  for r in results.values():
-    assert 0 <= r['probe'] <= 100 and 0 <= r['knn@20'] <= 100
+  # The checkpoint evaluated on its own, through the restore path, gives the
+  # very numbers of the end-of-run report (same subsets, same probe).
+  from configs import linear_eval  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.evals import run as eval_run  # pylint: disable=g-import-not-at-top
+  cfg = linear_eval.get_config()
+  cfg.restore = str(tmp_path / 'run')
+  cfg.eval.datasets = 'cifar10,tiny_imagenet'
+  cfg.eval.train_limit, cfg.eval.test_limit = 500, 200
+  cfg.eval.probe_max_iter = config.eval.probe_max_iter
+  again = eval_run.evaluate_checkpoint(cfg, str(tmp_path / 'eval'))['results']
+  for name, r in results.items():
+    for k in ('probe', 'knn@20', 'knn@200'):
+      assert again[name][k] == r[k], (name, k)
   saved = json.load(open(os.path.join(tmp_path, 'run', 'config.json')))
   assert saved['data']['pair_file'] == files['augmented']

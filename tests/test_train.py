@@ -29,7 +29,7 @@ def test_smoke_run_trains_checkpoints_and_reports(smoke_config, tmp_path):
   result = report['results']['synthetic.npz']
   assert 'stratified 50/50' in result['note']
   assert result['n_train'] == result['n_test'] == 40
-  assert 0 <= result['probe'] <= 100 and 'knn@200' in result
+  assert {'probe', 'knn@20', 'knn@200'} <= set(result)
   assert report['train_seconds'] > 0
   assert checkpoint.Checkpoints(workdir).manager.all_steps() == [2, 4]
   assert os.path.exists(os.path.join(workdir, 'eval.md'))
