@@ -52,12 +52,26 @@ def _config_load_error(e: Exception) -> None:
   sys.exit(2)
 
 
+def _flag_error_text(error: Exception) -> str:
+  """A flag error in one line: for a config file that raised while loading
+  (e.g. an unknown ``:switch``), the flag and the exception's own message,
+  not the traceback ml_collections embeds."""
+  text = str(error)
+  if 'Traceback (most recent call last)' not in text:
+    return text.rstrip('.')
+  lines = [l.strip() for l in text.splitlines() if l.strip()]
+  flag = lines[0].split(': Error whilst parsing')[0]
+  raised = [l for l in lines if re.match(r'^[A-Za-z_.]*(Error|Exception): ', l)]
+  reason = raised[-1].split(': ', 1)[1] if raised else lines[-1]
+  return f'{flag}: {reason.rstrip(".")}'
+
+
 def _parse_flags(argv):
   """absl's flag parsing, with config mistakes as one-line errors (exit 2)."""
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    print(f'error: {str(e).rstrip(".")}; see python main.py --help.',
+    print(f'error: {_flag_error_text(e)}; see python main.py --help.',
           file=sys.stderr)
     sys.exit(2)
   except (OSError, ImportError, SyntaxError) as e:

@@ -263,6 +263,9 @@ def base_config(method: ml_collections.ConfigDict, pairs: str, name: str,
   c.log_every_steps = 20
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 2
+  # True: train from step 0 when the workdir's checkpoints are all unreadable
+  # (they stay in checkpoints_unreadable/); otherwise such a run is refused.
+  c.restart = False
   c.progress = True
   c.model = ml_collections.ConfigDict(dict(
       arch='resnet50', width_multiplier=1.0, stem='cifar', patch_size=8,

@@ -13,7 +13,10 @@ a save leaves the previous checkpoint intact.
 
 import contextlib
 import os
+import re
 import shutil
+import sys
+import threading
 from typing import Any, Dict, Optional, Tuple
 
 import jax
@@ -31,8 +34,8 @@ FORMAT_VERSION = 1
 # finished steps computed. Prefixes end with '.'.
 RESUME_SAFE_KEYS = ('epochs', 'total_steps', 'log_every_steps',
                     'checkpoint_every_steps', 'keep_checkpoints', 'progress',
-                    'restore', 'eval.', 'data.data_dir', 'data.num_workers',
-                    'data.prefetch')
+                    'restore', 'restart', 'eval.', 'data.data_dir',
+                    'data.num_workers', 'data.prefetch')
 # Settings added to ssl_pairs after checkpoints were written, with the value
 # the code used before they existed: a checkpoint without one resumes safely
 # only if the new config keeps that value.
@@ -42,6 +45,70 @@ ADDED_KEYS = {'optim.bias_lr_factor': 1.0, 'method.shuffle_bn_groups': 1,
 
 class CheckpointWriteError(RuntimeError):
   """A checkpoint could not be written (disk full, permissions...)."""
+
+
+class _ClosedLoopNoiseFilter:
+  """sys.stderr without the "Event loop is closed" tracebacks of a failed read.
+
+  When Orbax fails to read a damaged checkpoint, its asyncio loop closes while
+  TensorStore reads of the same checkpoint are still in flight; each of their
+  completion callbacks then prints a ``RuntimeError: Event loop is closed``
+  traceback from a TensorStore thread — over a thousand lines that say
+  nothing the one-line warning does not. This wrapper buffers each thread's
+  output by line and drops exactly those tracebacks (a traceback block whose
+  exception line is that error); everything else passes through unchanged.
+  """
+
+  NOISE = 'RuntimeError: Event loop is closed'
+
+  def __init__(self, stream):
+    self._stream = stream
+    self._lock = threading.Lock()
+    self._pending = {}  # thread id -> (partial line, traceback block or None)
+
+  def write(self, text):
+    with self._lock:
+      tid = threading.get_ident()
+      partial, block = self._pending.get(tid, ('', None))
+      lines = (partial + text).split('\n')
+      for line in lines[:-1]:
+        block = self._line(line, block)
+      self._pending[tid] = (lines[-1], block)
+    return len(text)
+
+  def _line(self, line, block):
+    if block is None:
+      if line.startswith('Traceback (most recent call last)'):
+        return [line]
+      self._stream.write(line + '\n')
+      return None
+    block.append(line)
+    if line.startswith(' '):
+      return block
+    if line.strip() != self.NOISE:  # A real traceback: show it all.
+      self._stream.write('\n'.join(block) + '\n')
+    return None
+
+  def flush(self):
+    self._stream.flush()
+
+  def __getattr__(self, name):
+    return getattr(self._stream, name)
+
+
+def quiet_closed_loop_noise() -> None:
+  """Installs :class:`_ClosedLoopNoiseFilter` on sys.stderr (once)."""
+  if not isinstance(sys.stderr, _ClosedLoopNoiseFilter):
+    sys.stderr = _ClosedLoopNoiseFilter(sys.stderr)
+
+
+def describe_error(error: Exception, limit: int = 160) -> str:
+  """An exception in a few readable words: its type and first message line,
+  with object reprs (``<bound method …>``) and long paths cut out."""
+  text = next((l.strip() for l in str(error).splitlines() if l.strip()), '')
+  text = re.sub(r'<[^<>]*>', '…', text)
+  text = text if len(text) <= limit else text[:limit - 1] + '…'
+  return f'{type(error).__name__}: {text}' if text else type(error).__name__
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -134,37 +201,50 @@ class Checkpoints:
     return out['state'], out['data']
 
   def restore_latest_good(self, state_like, current_config: Dict[str, Any],
-                          workdir: str):
+                          workdir: str, restart: bool = False):
     """(step, state, data) of the newest checkpoint that restores, or None.
 
     A checkpoint that cannot be read (a damaged file, say) is moved aside to
     ``workdir/checkpoints_unreadable/<step>`` — never deleted — with a warning,
     and the next older one is tried. A readable checkpoint of a different
-    config or format is refused (UserError), not skipped.
+    config or format is refused (UserError), not skipped. When checkpoints
+    exist but none is readable, the run is refused (starting over would throw
+    away its time) unless ``restart`` (``config.restart``) asks for it; None
+    means "start from step 0" (no checkpoint, or ``restart``).
     """
-    for step in sorted(self.manager.all_steps(), reverse=True):
+    steps = sorted(self.manager.all_steps(), reverse=True)
+    if steps:
+      quiet_closed_loop_noise()  # Before a failed read can print any.
+    for i, step in enumerate(steps):
+      older = steps[i + 1:]
       try:
         saved_config = self.read_config(step)
       except Exception as e:  # pylint: disable=broad-except
-        self._set_aside(step, workdir, e)
+        self._set_aside(step, workdir, e, older)
         continue
       check_resume_config(saved_config, current_config, workdir)
       try:
         state, data = self.restore(step, state_like)
       except Exception as e:  # pylint: disable=broad-except
-        self._set_aside(step, workdir, e)
+        self._set_aside(step, workdir, e, older)
         continue
-      version = data.get('format_version', FORMAT_VERSION)
-      if version != FORMAT_VERSION:
-        raise UserError(
-            f'{workdir} holds a checkpoint in format {version} (ssl_pairs '
-            f'{data.get("ssl_pairs_version", "?")}) but this ssl_pairs '
-            f'({ssl_pairs.__version__}) reads format {FORMAT_VERSION}; use '
-            'another --workdir or the ssl_pairs version that wrote it.')
+      check_format(data, workdir)
       return step, state, data
+    if steps and not restart:
+      aside = os.path.join(os.path.abspath(workdir), 'checkpoints_unreadable')
+      raise UserError(
+          f'No checkpoint in {self.directory} is readable (steps '
+          f'{", ".join(map(str, sorted(steps)))}, now in {aside}); rerun with '
+          '--config.restart=True to train from step 0 instead, or restore '
+          'them from a backup.')
+    if steps:
+      say(f'Starting {workdir} over from step 0 (config.restart); the '
+          'unreadable checkpoints stay in checkpoints_unreadable/.')
     return None
 
-  def _set_aside(self, step: int, workdir: str, error: Exception) -> None:
+  def _set_aside(self, step: int, workdir: str, error: Exception,
+                 older=()) -> None:
+    quiet_closed_loop_noise()
     aside = os.path.join(os.path.abspath(workdir), 'checkpoints_unreadable')
     os.makedirs(aside, exist_ok=True)
     target = os.path.join(aside, str(step))
@@ -172,9 +252,10 @@ class Checkpoints:
       shutil.rmtree(target)
     shutil.move(os.path.join(self.directory, str(step)), target)
     self.manager.reload()
+    then = (f'trying checkpoint {older[0]}' if older else
+            'no older checkpoint is left')
     say(f'Warning: checkpoint {step} in {self.directory} is unreadable '
-        f'({type(error).__name__}: {str(error)[:200]}); moved it to {target} '
-        'and falling back to the previous checkpoint.')
+        f'({describe_error(error)}); moved it to {target}; {then}.')
 
   def wait(self) -> None:
     with self._write_errors(self.manager.latest_step()):
@@ -183,6 +264,17 @@ class Checkpoints:
   def close(self) -> None:
     self.wait()
     self.manager.close()
+
+
+def check_format(data: Dict[str, Any], workdir: str) -> None:
+  """Refuses a checkpoint written in another format version."""
+  version = data.get('format_version', FORMAT_VERSION)
+  if version != FORMAT_VERSION:
+    raise UserError(
+        f'{workdir} holds a checkpoint in format {version} (ssl_pairs '
+        f'{data.get("ssl_pairs_version", "?")}) but this ssl_pairs '
+        f'({ssl_pairs.__version__}) reads format {FORMAT_VERSION}; use '
+        'another --workdir or the ssl_pairs version that wrote it.')
 
 
 def check_resume_config(saved: Dict[str, Any], current: Dict[str, Any],
@@ -231,10 +323,39 @@ def restore_encoder(path: str, step: Optional[int] = None):
                      'data': ocp.JsonCheckpointHandler(),
                      'config': ocp.JsonCheckpointHandler()},
       options=ocp.CheckpointManagerOptions(read_only=True))
-  step = manager.latest_step() if step is None else step
-  if step is None or step not in manager.all_steps():
-    raise UserError(f'Checkpoint step {step} is not in {directory} (steps: '
-                    f'{manager.all_steps()}).')
+  quiet_closed_loop_noise()  # Before a failed read can print any.
+  try:
+    steps = sorted(manager.all_steps(), reverse=True)
+    if step is not None:
+      if step not in steps:
+        raise UserError(f'Checkpoint step {step} is not in {directory} '
+                        f'(steps: {sorted(steps)}).')
+      return _restore_encoder_step(manager, step)
+    failures = []
+    for candidate in steps:
+      try:
+        out = _restore_encoder_step(manager, candidate)
+      except UserError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except
+        quiet_closed_loop_noise()
+        failures.append((candidate, describe_error(e)))
+        continue
+      if failures:
+        say(f'Warning: checkpoint {failures[0][0]} in {directory} is '
+            f'unreadable ({failures[0][1]}); evaluating checkpoint '
+            f'{candidate} instead (the files are left as they are).')
+      return out
+    raise UserError(
+        f'No checkpoint in {directory} is readable (steps '
+        f'{", ".join(str(s) for s, _ in failures) or "none"}; the newest: '
+        f'{failures[0][1] if failures else "-"}); nothing to evaluate.')
+  finally:
+    manager.close()
+
+
+def _restore_encoder_step(manager, step: int):
+  """``restore_encoder`` of one step (raises whatever Orbax raises)."""
   tree = manager.item_metadata(step)['state'].tree
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   wanted = {k: {'backbone': tree[k]['backbone']}
@@ -247,7 +368,9 @@ def restore_encoder(path: str, step: Optional[int] = None):
       state=ocp.args.PyTreeRestore(abstract, restore_args=restore_args,
                                    partial_restore=True),
       data=ocp.args.JsonRestore(), config=ocp.args.JsonRestore()))
-  manager.close()
+  check_format(out['data'], os.path.dirname(manager.directory))
+  if not isinstance(out['config'], dict) or 'model' not in out['config']:
+    raise ValueError('its config.json is not a training config')
   variables = {k: out['state'][k]['backbone'] for k in wanted}
   variables.setdefault('batch_stats', {})
   return out['config'], step, variables, out['data']

@@ -7,6 +7,7 @@ initialised directly on the mesh, resume from the latest checkpoint, the loop
 ``eval.every_epochs``), and the final evaluation report.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from ssl_pairs import checkpoint as checkpoint_lib
 from ssl_pairs import metrics as metrics_lib
 from ssl_pairs import optim
 from ssl_pairs import sharding as sharding_lib
+from ssl_pairs import workdir as workdir_lib
 from ssl_pairs.data import pairs as pairs_lib
 from ssl_pairs.data import pipeline
 from ssl_pairs.data import sources as sources_lib
@@ -38,6 +40,9 @@ from ssl_pairs.step import make_train_step
 # right after starting the asynchronous save of the given step (mid-write).
 KILL_AT_STEP_ENV = 'SSL_PAIRS_KILL_AT_STEP'
 KILL_IN_SAVE_ENV = 'SSL_PAIRS_KILL_IN_SAVE_AT_STEP'
+# ... and for the interrupted-evaluation test: at the start of the final
+# evaluation write workdir/final_eval_started and wait 60 s (a signal ends it).
+PAUSE_BEFORE_EVAL_ENV = 'SSL_PAIRS_PAUSE_BEFORE_EVAL'
 # Exit status after a SIGTERM/SIGINT stop with a checkpoint saved
 # (EX_TEMPFAIL: "try again" — rerunning the same command resumes).
 PREEMPTED_EXIT_CODE = 75
@@ -83,6 +88,33 @@ class _StopSignals:
     if np.max(flags) and self.signal_name is None:
       self.signal_name = 'a signal on another process'
     return bool(np.max(flags))
+
+
+class _Interrupted(Exception):
+  pass
+
+
+@contextlib.contextmanager
+def _signals_raise_preempted(after: str):
+  """SIGTERM/SIGINT inside the block raise ``Preempted('Stopped by <signal>
+  ' + after)`` instead of killing the process or a KeyboardInterrupt."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+
+  def handle(signum, frame):
+    del frame
+    raise _Interrupted(signal.Signals(signum).name)
+
+  previous = {sig: signal.signal(sig, handle)
+              for sig in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    yield
+  except _Interrupted as e:
+    raise Preempted(f'Stopped by {e} {after}') from None
+  finally:
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
 
 
 def validate_config(config) -> None:
@@ -302,8 +334,13 @@ def evaluate_init(config: ml_collections.ConfigDict,
   workdir/eval.json (step 0, no training time).
   """
   validate_config(config)
-  workdir = os.path.abspath(workdir)
-  os.makedirs(workdir, exist_ok=True)
+  workdir = workdir_lib.prepare(workdir)
+  with workdir_lib.exclusive(workdir, 'evaluation of the untrained encoder',
+                             enabled=jax.process_index() == 0):
+    return _evaluate_init(config, workdir)
+
+
+def _evaluate_init(config, workdir: str) -> Dict[str, Any]:
   mesh = sharding_lib.make_mesh()
   source, pair_set = load_pretraining_data(config, workdir)
   steps_per_epoch, total_steps = run_length(config, len(pair_set))
@@ -327,6 +364,21 @@ def evaluate_init(config: ml_collections.ConfigDict,
         'eval_seconds': round(time.time() - t0, 2),
         'skipped': evaluator.skipped})
   return report
+
+
+def _finished_report(workdir, step, total_steps, config):
+  """eval.json of a run that is complete and evaluated on every configured
+  dataset at its last step, else None (so a rerun resumes or evaluates)."""
+  path = os.path.join(workdir, 'eval.json')
+  if step != total_steps or not os.path.exists(path):
+    return None
+  with open(path) as f:
+    report = json.load(f)
+  wanted = {eval_lib.result_key(name) for name, optional in
+            eval_lib.parse_datasets(config.eval.datasets) if not optional}
+  done = {name for name, r in report.get('results', {}).items()
+          if r.get('step') == total_steps}
+  return report if wanted <= done else None
 
 
 def encoder_variables(state: TrainState) -> Dict[str, Any]:
@@ -360,9 +412,15 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     The evaluation report (also in workdir/eval.json).
   """
   validate_config(config)
-  workdir = os.path.abspath(workdir)
+  workdir = workdir_lib.prepare(workdir)
+  with workdir_lib.exclusive(workdir, 'training',
+                             enabled=jax.process_index() == 0):
+    return _run(config, workdir, stop_after_step)
+
+
+def _run(config, workdir: str, stop_after_step: int) -> Dict[str, Any]:
+  """``run`` in a prepared workdir whose lock this process holds."""
   is_main = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
   config_dict = config.to_dict()
 
   # --- Data.
@@ -384,10 +442,20 @@ def run(config: ml_collections.ConfigDict, workdir: str,
 
   checkpoints = checkpoint_lib.Checkpoints(workdir, config.keep_checkpoints)
   data_state, train_seconds, start = None, 0.0, 0
-  restored = checkpoints.restore_latest_good(state, config_dict, workdir)
+  restored = checkpoints.restore_latest_good(
+      state, config_dict, workdir, restart=config.get('restart', False))
   if restored is not None:
     start, state, saved = restored
     data_state, train_seconds = saved['iterator'], saved['train_seconds']
+    finished = _finished_report(workdir, start, total_steps, config)
+    if finished is not None:
+      metrics_lib.say(
+          f'{workdir} is finished (step {start} of {total_steps}, evaluated); '
+          'its results are in eval.json. To evaluate it again with other '
+          'settings: python main.py --config=configs/linear_eval.py '
+          f'--config.restore={workdir} [--config.eval.…].')
+      checkpoints.close()
+      return finished
     metrics_lib.say(f'Resumed {workdir} at step {start}.')
   if is_main:
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
@@ -502,26 +570,35 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     logger.close()
     checkpoints.close()
 
-  # --- Final evaluation.
-  t0 = time.time()
-  last = total_steps
-  # Decide from the config, not from files, so every process of a multi-host
-  # run takes the same branch (the evaluator is a collective computation).
-  if last in last_curve:
-    results = last_curve[last]
-  elif last in curve_steps:  # A finished run started again: all read it.
-    results = [r for r in metrics_lib.read_jsonl(curve_path)
-               if r['step'] == last][0]['results']
-  else:
-    results = evaluator(encoder_variables(state))
-  for r in results.values():
-    r['step'] = last
-  report = {}
-  if is_main:
-    report = eval_lib.write_report(workdir, results, {
-        'run': config.name, 'step': last, 'epochs': last / steps_per_epoch,
-        'train_seconds': round(train_seconds, 2),
-        'eval_seconds': round(time.time() - t0, 2),
-        'skipped': evaluator.skipped})
+  # --- Final evaluation. Training is over and its checkpoint saved: a
+  # SIGTERM or Ctrl-C now stops with the documented 75, and the rerun
+  # evaluates.
+  with _signals_raise_preempted(
+      f'during the final evaluation; training is finished and checkpoint '
+      f'{total_steps} is saved in {checkpoints.directory} — rerun the same '
+      'command to evaluate it.'):
+    t0 = time.time()
+    if os.environ.get(PAUSE_BEFORE_EVAL_ENV) and is_main:
+      open(os.path.join(workdir, 'final_eval_started'), 'w').close()
+      time.sleep(60)
+    last = total_steps
+    # Decide from the config, not from files, so every process of a
+    # multi-host run takes the same branch (the evaluator is a collective).
+    if last in last_curve:
+      results = last_curve[last]
+    elif last in curve_steps:  # A finished run started again: all read it.
+      results = [r for r in metrics_lib.read_jsonl(curve_path)
+                 if r['step'] == last][0]['results']
+    else:
+      results = evaluator(encoder_variables(state))
+    for r in results.values():
+      r['step'] = last
+    report = {}
+    if is_main:
+      report = eval_lib.write_report(workdir, results, {
+          'run': config.name, 'step': last, 'epochs': last / steps_per_epoch,
+          'train_seconds': round(train_seconds, 2),
+          'eval_seconds': round(time.time() - t0, 2),
+          'skipped': evaluator.skipped})
   return report
 

@@ -257,6 +257,11 @@ def _decode_file(path: str, size: Optional[int]) -> np.ndarray:
   try:
     with Image.open(path) as im:
       return to_rgb_uint8(im, size)
+  except FileNotFoundError as e:
+    raise UserError(f'Image {path} is gone (deleted or moved after the run '
+                    'started); put it back, or rebuild the pair file without '
+                    'it — the last checkpoint is kept, so the rerun '
+                    'resumes.') from e
   except (OSError, ValueError) as e:
     raise UserError(f'Cannot decode image {path} ({e}); remove or replace '
                     'the file.') from e

@@ -22,6 +22,7 @@ import numpy as np
 
 from ssl_pairs import checkpoint as checkpoint_lib
 from ssl_pairs import sharding as sharding_lib
+from ssl_pairs import workdir as workdir_lib
 from ssl_pairs.data import sources as sources_lib
 from ssl_pairs.errors import UserError
 from ssl_pairs.evals import features as features_lib
@@ -123,6 +124,16 @@ class Evaluator:
     self._sets: Optional[List[EvalSet]] = None
     self.skipped: Dict[str, str] = {}
 
+  def protocol(self, ks) -> Dict[str, object]:
+    """The settings that decide a result (with n_train/n_test and the step):
+    a result of another protocol is another number, kept beside it."""
+    c = self.config
+    return {'image_size': self.image_size, 'train_limit': c.train_limit,
+            'test_limit': c.test_limit, 'knn_k': list(ks),
+            'knn_temperature': c.knn_temperature, 'probe': bool(c.probe),
+            'probe_max_iter': c.probe_max_iter if c.probe else None,
+            'seed': self.seed}
+
   def sets(self) -> List[EvalSet]:
     if self._sets is None:
       self._sets = []
@@ -159,11 +170,44 @@ class Evaluator:
         r.update(probe=probe['top1'], probe_l2=probe['l2'],
                  probe_iterations=probe['iterations'])
       r.update(n_train=len(s.train), n_test=len(s.test),
-               seconds=round(time.time() - t0, 2))
-      if s.note:
-        r['note'] = s.note
+               seconds=round(time.time() - t0, 2),
+               protocol=self.protocol(ks))
+      notes = [s.note] + _meaningless(s, ks)
+      if any(notes):
+        r['note'] = '; '.join(n for n in notes if n)
       results[s.name] = r
     return results
+
+
+def _meaningless(s: EvalSet, ks) -> List[str]:
+  """Notes for numbers that cannot mean what they seem."""
+  notes = []
+  classes, counts = np.unique(s.train.labels, return_counts=True)
+  if len(classes) < 2:
+    notes.append('ONE CLASS: every prediction is right, so these numbers say '
+                 'nothing about the encoder; evaluate on a dataset with two or '
+                 'more classes')
+  else:
+    too_many = [k for k in ks if k > counts.min()]
+    if too_many:
+      notes.append(f'kNN@{"/".join(map(str, too_many))} uses more neighbours '
+                   f'than the {counts.min()} training images of the smallest '
+                   'class, so other classes outvote it; use a smaller '
+                   'eval.knn_k or more training images')
+  return notes
+
+
+def protocol_text(p: Optional[Dict[str, object]]) -> str:
+  """One line naming a result's protocol (for eval.md)."""
+  if not p:
+    return '-'
+  limits = '/'.join('all' if not v else str(v)
+                    for v in (p['train_limit'], p['test_limit']))
+  probe = (f'probe L-BFGS ≤{p["probe_max_iter"]} it.' if p['probe'] else
+           'no probe')
+  return (f'{p["image_size"]} px, limits {limits}, kNN k='
+          f'{"/".join(map(str, p["knn_k"]))} τ {p["knn_temperature"]}, '
+          f'{probe}, seed {p["seed"]}')
 
 
 def _metric_columns(results) -> List[str]:
@@ -175,42 +219,94 @@ def _metric_columns(results) -> List[str]:
   return sorted(cols, key=lambda c: (c == 'probe', len(c), c))
 
 
-def markdown_table(results: Dict[str, Dict[str, object]]) -> str:
+def markdown_table(results: Dict[str, Dict[str, object]],
+                   with_protocol: bool = False) -> str:
   """Markdown table: one row per dataset, top-1 accuracies in %."""
   cols = _metric_columns(results)
   header = ['dataset'] + [f'{c} top-1 %' for c in cols] + [
-      'train / test images', 'step', 'note']
+      'train / test images', 'step'] + (['protocol'] if with_protocol else []
+                                         ) + ['note']
   lines = ['| ' + ' | '.join(header) + ' |',
            '|' + '---|' * len(header)]
   for name, r in results.items():
     vals = [f'{r[c]:.2f}' if c in r else '-' for c in cols]
+    extra = [protocol_text(r.get('protocol'))] if with_protocol else []
     lines.append('| ' + ' | '.join(
         [name] + vals + [f'{r.get("n_train", "-")} / {r.get("n_test", "-")}',
-                         str(r.get('step', '-')), r.get('note', '')]) + ' |')
+                         str(r.get('step', '-'))] + extra +
+        [r.get('note', '')]) + ' |')
   return '\n'.join(lines)
+
+
+def _history_key(name, r):
+  return json.dumps([name, r.get('step'), r.get('n_train'), r.get('n_test'),
+                     r.get('protocol')], sort_keys=True)
+
+
+def _atomic_write(path: str, text: str) -> None:
+  """Writes ``path`` through a temporary file and a rename, so a failed write
+  (a full disk) leaves the old file whole; a failure is one sentence."""
+  tmp = f'{path}.tmp{os.getpid()}'
+  try:
+    with open(tmp, 'w') as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except OSError as e:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise UserError(f'Writing {path} failed ({e.strerror or e}); the previous '
+                    'version is intact — free space and rerun the same '
+                    'command to evaluate again.') from e
 
 
 def write_report(workdir: str, results: Dict[str, Dict[str, object]],
                  info: Dict[str, object]) -> Dict[str, object]:
-  """Merges ``results`` into workdir/eval.json and rewrites eval.md."""
+  """Adds ``results`` to workdir/eval.json and rewrites eval.md.
+
+  Nothing is replaced: ``results`` holds the latest result of every dataset
+  and ``history`` every result ever written here, each with its step and
+  protocol (train/test sizes, k, probe settings, resolution), so
+  re-evaluating with other settings keeps the earlier numbers.
+  """
   path = os.path.join(workdir, 'eval.json')
   report = {'results': {}}
   if os.path.exists(path):
     with open(path) as f:
       report = json.load(f)
+  history = report.get('history')
+  if history is None:  # A report from before the history: keep its rows.
+    history = [dict(r, dataset=name)
+               for name, r in report.get('results', {}).items()]
+  seen = {_history_key(h['dataset'], h) for h in history}
+  for name, r in results.items():
+    if _history_key(name, r) not in seen:
+      history.append(dict(r, dataset=name))
   report.update(info)
   report.setdefault('results', {}).update(results)
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(report, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+  report['history'] = history
+  _atomic_write(path, json.dumps(report, indent=2, sort_keys=True))
   lines = [f'# Evaluation of {report.get("run", workdir)}', '',
            f'- checkpoint step: {report.get("step", "-")}',
            f'- training wall-clock time: '
            f'{format_seconds(report.get("train_seconds"))}', '',
-           markdown_table(report['results']), '']
-  with open(os.path.join(workdir, 'eval.md'), 'w') as f:
-    f.write('\n'.join(lines))
+           '## Latest result per dataset', '',
+           markdown_table(report['results'], with_protocol=True), '']
+  if len(history) > len(report['results']):
+    lines += ['## Every evaluation written here (oldest first)', '',
+              '| dataset | step | ' + ' | '.join(
+                  f'{c} top-1 %' for c in _metric_columns(
+                      {str(i): h for i, h in enumerate(history)})) +
+              ' | train / test images | protocol |']
+    cols = _metric_columns({str(i): h for i, h in enumerate(history)})
+    lines.append('|' + '---|' * (len(cols) + 4))
+    for h in history:
+      vals = [f'{h[c]:.2f}' if c in h else '-' for c in cols]
+      lines.append(f'| {h["dataset"]} | {h.get("step", "-")} | ' +
+                   ' | '.join(vals) +
+                   f' | {h.get("n_train", "-")} / {h.get("n_test", "-")} | '
+                   f'{protocol_text(h.get("protocol"))} |')
+    lines.append('')
+  _atomic_write(os.path.join(workdir, 'eval.md'), '\n'.join(lines))
   return report
 
 
@@ -225,6 +321,19 @@ def evaluate_checkpoint(config, workdir: Optional[str] = None):
     raise UserError('Nothing to evaluate: pass --config.restore=<workdir of a '
                     'training run>.')
   t0 = time.time()
+  # Where the results go, checked (and locked) before the slow evaluation:
+  # the restored run's directory unless a workdir is given.
+  out_dir = workdir_lib.prepare(workdir or os.path.dirname(
+      checkpoint_lib.find_checkpoint_dir(config.restore)))
+  with workdir_lib.exclusive(out_dir, 'evaluation',
+                             enabled=jax.process_index() == 0):
+    report, results = _evaluate_restored(config, out_dir, t0)
+  print(markdown_table(results))
+  return report
+
+
+def _evaluate_restored(config, out_dir: str, t0: float):
+  """(report, results) of ``evaluate_checkpoint`` once ``out_dir`` is held."""
   saved, step, variables, data = checkpoint_lib.restore_encoder(
       config.restore, config.restore_step or None)
   model_config = _as_config(saved['model'])
@@ -238,16 +347,12 @@ def evaluate_checkpoint(config, workdir: Optional[str] = None):
   results = evaluator(variables)
   for r in results.values():
     r['step'] = step
-  out_dir = workdir or os.path.dirname(
-      checkpoint_lib.find_checkpoint_dir(config.restore))
-  os.makedirs(out_dir, exist_ok=True)
   report = write_report(out_dir, results, {
       'run': saved.get('name', os.path.basename(out_dir)), 'step': step,
       'train_seconds': data.get('train_seconds'),
       'eval_seconds': round(time.time() - t0, 2),
       'skipped': evaluator.skipped})
-  print(markdown_table(results))
-  return report
+  return report, results
 
 
 def _as_config(d):
