@@ -269,7 +269,14 @@ def base_config(method: ml_collections.ConfigDict, pairs: str, name: str,
   c.progress = True
   c.model = ml_collections.ConfigDict(dict(
       arch='resnet50', width_multiplier=1.0, stem='cifar', patch_size=8,
-      dtype='float32', init='default'))
+      dtype='float32', init='default',
+      # Recompute each block's activations in the backward pass (same loss
+      # and gradients). On for the paper shape: SimCLR ResNet-50 at 64 px,
+      # batch 256 keeps 103 GiB of activations for the backward pass without
+      # it (fp32; 80 GiB in bf16), more than the paper's 80 GB A100, and
+      # 16 GiB (8.5) with it (launch/memory_analysis.py, BENCHMARKS
+      # "Memory"). The :runlocal and :smoke shapes turn it off.
+      remat=True))
   c.method = method
   c.optim = ml_collections.ConfigDict(dict(
       name='lars', base_lr=0.3, weight_decay=1e-4, momentum=0.9,
@@ -277,6 +284,8 @@ def base_config(method: ml_collections.ConfigDict, pairs: str, name: str,
   c.data = data_config(pairs)
   c.eval = eval_config()
 
+  if args.runlocal or args.smoke:
+    c.model.remat = False  # Small enough without; recomputing costs time.
   if args.runlocal:
     c.model.arch, c.model.width_multiplier = 'resnet18', 0.25
     c.data.image_size = 32

@@ -37,7 +37,8 @@ def get_backbone(model_config):
     if init not in resnet_lib.INITS:
       raise unknown_name_error('model.init', init, resnet_lib.INITS)
     module = resnet_lib.resnet(arch, model_config.width_multiplier,
-                               model_config.stem, dtype, init)
+                               model_config.stem, dtype, init,
+                               remat=model_config.get('remat', False))
     return module, resnet_lib.feature_dim(arch, model_config.width_multiplier)
   if arch in vit_lib.VIT_SIZES:
     if model_config.get('init', 'default') != 'default':
@@ -47,5 +48,6 @@ def get_backbone(model_config):
     patch = model_config.get('patch_size', 8)
     if patch not in (4, 8, 16):
       raise unknown_name_error('model.patch_size', str(patch), ('4', '8', '16'))
-    return vit_lib.vit(arch, patch, dtype), vit_lib.VIT_SIZES[arch][0]
+    return (vit_lib.vit(arch, patch, dtype, model_config.get('remat', False)),
+            vit_lib.VIT_SIZES[arch][0])
   raise unknown_name_error('model.arch', arch, backbone_names())

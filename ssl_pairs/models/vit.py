@@ -65,6 +65,7 @@ class ViT(nn.Module):
   num_heads: int
   mlp_dim: int
   dtype: Any = jnp.float32
+  remat: bool = False  # Recompute each block's activations in the backward.
 
   @nn.compact
   def __call__(self, x, train: bool = True):
@@ -82,14 +83,15 @@ class ViT(nn.Module):
       pos = self.param('pos_embedding', nn.initializers.normal(0.02),
                        (1, h * w + 1, c))
     x = x + interpolate_pos_embedding(pos, h, w).astype(x.dtype)
+    block = nn.remat(EncoderBlock) if self.remat else EncoderBlock
     for i in range(self.depth):
-      x = EncoderBlock(self.num_heads, self.mlp_dim, self.dtype,
-                       name=f'block{i}')(x)
+      x = block(self.num_heads, self.mlp_dim, self.dtype, name=f'block{i}')(x)
     x = nn.LayerNorm(dtype=self.dtype, name='norm')(x)
     return x[:, 0].astype(jnp.float32)
 
 
-def vit(arch: str, patch_size: int, dtype: Any = jnp.float32) -> ViT:
+def vit(arch: str, patch_size: int, dtype: Any = jnp.float32,
+        remat: bool = False) -> ViT:
   """Builds a ViT by name (``vit_test`` is a 2-layer model for tests)."""
   width, depth, heads, mlp = VIT_SIZES[arch]
-  return ViT(patch_size, width, depth, heads, mlp, dtype)
+  return ViT(patch_size, width, depth, heads, mlp, dtype, remat)
