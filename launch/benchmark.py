@@ -88,6 +88,7 @@ _DATASET = flags.DEFINE_string('dataset', 'tiny_imagenet', 'Pairs from here.')
 _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'],
                            'Compute dtype.')
 _APPEND = flags.DEFINE_bool('append', False, 'Append to BENCHMARKS.md.')
+_JSON = flags.DEFINE_string('json', '', 'Also write the rows to this JSON file.')
 _COMPARE_TORCH = flags.DEFINE_bool(
     'compare_torch', False, 'Also time a plain PyTorch SimCLR step '
     '(launch/torch_reference.py) on the same network and batches, side by '
@@ -272,6 +273,11 @@ def main(argv):
           for where in _AUGMENT_ON.value for row in bench_setting(m, s, where)]
   text = table(rows)
   print(text)
+  if _JSON.value:
+    import json  # pylint: disable=g-import-not-at-top
+    with open(_JSON.value, 'w') as f:
+      json.dump({'machine': machine_description(), 'dtype': _DTYPE.value,
+                 'rows': rows}, f, indent=1)
   if _APPEND.value:
     path = os.path.join(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))), 'BENCHMARKS.md')

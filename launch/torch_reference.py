@@ -94,24 +94,33 @@ def nt_xent(z, temperature: float):
   z = torch.nn.functional.normalize(z, dim=1)
   n = z.shape[0] // 2
   s = z @ z.T / temperature
-  s = s.masked_fill(torch.eye(2 * n, dtype=torch.bool), float('-inf'))
-  target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+  s = s.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device),
+                    float('-inf'))
+  target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
   return torch.nn.functional.cross_entropy(s, target)
 
 
 class SimCLRStep:
   """Model, optimizer and one training step, fed NHWC uint8 or 0–255 views."""
 
-  def __init__(self, config, lr: float = 0.1, seed: int = 0):
+  def __init__(self, config, lr: float = 0.1, seed: int = 0,
+               device: str = 'cpu', channels_last: bool = False,
+               compile_model: bool = False):
     import torch  # pylint: disable=g-import-not-at-top
     torch.manual_seed(seed)
-    # model.dtype=bfloat16: CPU autocast (bf16 convolutions and matmuls,
-    # fp32 parameters), the torch counterpart of our mixed precision.
+    # model.dtype=bfloat16: autocast (bf16 convolutions and matmuls, fp32
+    # parameters), the torch counterpart of our mixed precision.
     self.bf16 = config.model.dtype == 'bfloat16'
+    self.device = torch.device(device)
+    self.channels_last = channels_last
     m = config.method
     self.model = build(config.model.arch, config.model.width_multiplier,
                        m.proj_hidden_dim, m.proj_dim, m.proj_layers)
+    self.model.to(self.device)
+    if channels_last:
+      self.model = self.model.to(memory_format=torch.channels_last)
     self.model.train()
+    self.forward = torch.compile(self.model) if compile_model else self.model
     self.opt = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=0.9,
                                weight_decay=config.optim.weight_decay)
     self.temperature = m.temperature
@@ -120,21 +129,34 @@ class SimCLRStep:
     """Both views as one normalised float NCHW tensor."""
     import numpy as np  # pylint: disable=g-import-not-at-top
     import torch  # pylint: disable=g-import-not-at-top
-    x = torch.from_numpy(np.concatenate([np.asarray(view1),
-                                         np.asarray(view2)]))
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    return (x - 0.5) / 0.25
+    if isinstance(view1, torch.Tensor):  # Already on the device (uint8).
+      x = torch.cat([view1, view2])
+    else:
+      x = torch.from_numpy(np.concatenate([np.asarray(view1),
+                                           np.asarray(view2)]))
+    x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+    x = (x.float().div_(255.0) - 0.5) / 0.25
+    if self.channels_last:
+      x = x.contiguous(memory_format=torch.channels_last)
+    return x
 
   def __call__(self, view1, view2) -> float:
     import torch  # pylint: disable=g-import-not-at-top
+    loss = self.step(view1, view2)
+    return float(loss)
+
+  def step(self, view1, view2):
+    """One update; returns the loss tensor (no host sync)."""
+    import torch  # pylint: disable=g-import-not-at-top
     x = self.to_input(view1, view2)
-    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.bf16):
-      z = self.model(x)
+    with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                        enabled=self.bf16):
+      z = self.forward(x)
     loss = nt_xent(z.float(), self.temperature)
     self.opt.zero_grad(set_to_none=True)
     loss.backward()
     self.opt.step()
-    return float(loss)
+    return loss
 
 
 def bench(config, host_batch, batches_iter, steps: int):
@@ -156,3 +178,36 @@ def bench(config, host_batch, batches_iter, steps: int):
     return statistics.median(times)
 
   return median(lambda: host_batch), median(lambda: next(batches_iter))
+
+
+def bench_device(config, device: str, steps: int = 20,
+                 channels_last: bool = True, compile_model: bool = False,
+                 seed: int = 0):
+  """The torch step on ``device`` with a batch already there.
+
+  Returns {'first_step_s' (includes torch.compile's compilation),
+  'step_ms' (median), 'pairs_per_s'}: each timed step ends with a device
+  synchronise, as a JAX step timed with ``block_until_ready``.
+  """
+  import torch  # pylint: disable=g-import-not-at-top
+  step = SimCLRStep(config, device=device, channels_last=channels_last,
+                    compile_model=compile_model, seed=seed)
+  size, batch = config.data.image_size, config.batch_size
+  gen = torch.Generator().manual_seed(seed)
+  views = [torch.randint(0, 256, (batch, size, size, 3), generator=gen,
+                         dtype=torch.uint8).to(step.device) for _ in range(2)]
+  sync = (torch.cuda.synchronize if step.device.type == 'cuda'
+          else (lambda: None))
+  t = time.perf_counter()
+  step.step(*views)
+  sync()
+  first = time.perf_counter() - t
+  times = []
+  for _ in range(steps + 2):
+    t = time.perf_counter()
+    step.step(*views)
+    sync()
+    times.append(time.perf_counter() - t)
+  median = statistics.median(times[2:])
+  return {'first_step_s': first, 'step_ms': 1e3 * median,
+          'pairs_per_s': batch / median}
