@@ -98,8 +98,9 @@ def _median_nn_similarity(workdir_prior, config, run_dir):
 
   The prior embedding is cached in the SPPS run's workdir, where the run
   itself then reads it instead of extracting the features a second time."""
-  from ssl_pairs import neighbours  # pylint: disable=g-import-not-at-top
-  from ssl_pairs.data import priors, sources  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.mining import neighbours  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.data import sources  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.mining import priors  # pylint: disable=g-import-not-at-top
   src = sources.load_split(config.data.dataset, 'train',
                            sources.resolve_data_dir(''),
                            config.data.image_size)

@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import simclr_pa
 from configs import simclr_sp
 from launch import cpu_scale
+from launch import records
 from ssl_pairs import train
 from ssl_pairs.metrics import format_seconds, read_jsonl
 from ssl_pairs.data import pairs as pairs_lib
@@ -147,18 +148,21 @@ def run_config(kind, module, pair_file):
   return c
 
 
-def collect(workdir):
-  """Rows (arm, epoch, dataset, metric, value) from every run's curve, and
-  per-arm training facts (wall time, loss and effective rank first → last)."""
+def arm_record(kind, out_dir):
+  return records.load_record(os.path.join(out_dir, 'runs'), kind)
+
+
+def collect(out_dir):
+  """Rows (arm, epoch, dataset, metric, value) from every arm's committed
+  record, and per-arm training facts (wall time, loss and effective rank
+  first → last)."""
   rows, facts = [], {}
   for kind, _ in RUNS:
-    run_dir = os.path.join(workdir, kind)
-    report = json.load(open(os.path.join(run_dir, 'eval.json')))
-    steps = read_jsonl(os.path.join(run_dir, 'metrics.jsonl'))
-    facts[kind] = {'train_seconds': report['train_seconds'],
-                   'loss': (steps[0]['loss'], steps[-1]['loss']),
-                   'rank': (steps[0]['embed_rank'], steps[-1]['embed_rank'])}
-    for point in read_jsonl(os.path.join(run_dir, 'eval_curve.jsonl')):
+    record = arm_record(kind, out_dir)
+    facts[kind] = {'train_seconds': record['train_seconds'],
+                   'loss': tuple(record['loss']),
+                   'rank': tuple(record['rank'])}
+    for point in record['eval_curve']:
       arm = 'random init' if point['step'] == 0 else kind
       if arm == 'random init' and kind != RUNS[0][0]:
         continue  # Same seed ⇒ the same initial encoder in both runs.
@@ -275,20 +279,34 @@ def main(argv):
     if unknown:
       raise app.UsageError(f'--arms names {sorted(unknown)}; use semantic '
                            'and/or augmented.')
+    out = cpu_scale.out_dir(_OUT.value, _WORKDIR, 'docs/compare_pairs')
+    record_dir = os.path.join(out, 'runs')
+    commit = records.commit()  # The code these runs train with.
     for kind, module in RUNS:
       if kind not in _ARMS.value:
         continue
+      config = run_config(kind, module, summary['files'][kind])
+      run_dir = os.path.join(workdir, kind)
+      record = records.load_record(record_dir, kind)
+      if record is not None:
+        records.check_record(record, config.to_dict(), summary['files'][kind])
+        done = records.record_path(record_dir, kind)
+        print(f'=== SimCLR on {kind} pairs: done ({done}), skipped.')
+        continue
       print(f'=== SimCLR on {kind} pairs ===')
-      train.run(run_config(kind, module, summary['files'][kind]),
-                os.path.join(workdir, kind))
-  missing = [kind for kind, _ in RUNS if not os.path.exists(
-      os.path.join(workdir, kind, 'eval.json'))]
+      train.run(config, run_dir)
+      record = records.make_record(run_dir, kind, record_dir, commit,
+                                   extra={'pairs': kind, 'seed': _SEED.value})
+      records.check_record(record, config.to_dict(), summary['files'][kind])
+      records.write_record(record, record_dir)
+  out = cpu_scale.out_dir(_OUT.value, _WORKDIR, 'docs/compare_pairs')
+  missing = [kind for kind, _ in RUNS if arm_record(kind, out) is None]
   if missing:
-    print(f'No tables: {", ".join(missing)} not trained yet in {workdir} '
-          '(rerun with --arms including it).')
+    print(f'No tables: {", ".join(missing)} not trained yet (no record in '
+          f'{os.path.join(out, "runs")}; rerun with --arms including it).')
     return
   argv = cpu_scale.record_command(workdir, not _COLLECT_ONLY.value)
-  rows, facts = collect(workdir)
+  rows, facts = collect(out)
   views_from = ('the stored images' if _LOAD_SIZE.value == -1 else
                 f'{_LOAD_SIZE.value or _SIZE.value}-px images')
   settings = {
@@ -308,7 +326,6 @@ def main(argv):
                f'evaluation on {_EVAL_DATASETS.value} '
                '(kNN k=20/200 τ 0.07; L-BFGS softmax probe, λ chosen on 10 % '
                'of train).')}
-  out = cpu_scale.out_dir(_OUT.value, _WORKDIR, 'docs/compare_pairs')
   write_outputs(rows, facts, out, settings)
   print(f'Done in {format_seconds(time.time() - t0)}; see '
         f'{os.path.join(out, "results.md")}')

@@ -59,7 +59,8 @@ from PIL import Image
 from configs import common
 from launch import cpu_scale
 from ssl_pairs import train
-from ssl_pairs.data import priors, sources, video
+from ssl_pairs.data import sources, video
+from ssl_pairs.mining import priors
 from ssl_pairs.evals.invariance import topk_invariance_score, viewpoint_sets
 from ssl_pairs.metrics import format_seconds
 # pylint: enable=g-import-not-at-top,wrong-import-position

@@ -61,7 +61,7 @@ _LIGHTLY_SGD = dict(name='sgd', base_lr=0.12, weight_decay=5e-4,
 # teacher (0.996) follows the student too slowly to sharpen them again in 1250
 # steps. 150-step checks on PA (launch/early_steps.py, BENCHMARKS "DINO at CPU
 # scale"), loss / teacher entropy at step 150: EMA 0.99 + 1 warm-up epoch
-# 8.21 / 7.49 (entropy falling from its 8.08 peak at step 40); the same with
+# 8.21 / 7.49 (entropy falling from its 7.96 peak at step 44); the same with
 # BN in the head 8.05 / 7.06; the committed run of the old recipe had its loss
 # at 8.41 by step 40 and 8.33 at step 100 (above ln K = 8.318: a constant
 # student against uniform targets).

@@ -1,7 +1,7 @@
 r"""python launch/knn_benchmark.py [--cases=cifar10,1000000x128] [--queries=10000]
 
 Build time and peak memory of the exact k-nearest-neighbour table that the
-mined pair sources (gps, spps) use (:mod:`ssl_pairs.neighbours`), and of
+mined pair sources (gps, spps) use (:mod:`ssl_pairs.mining.neighbours`), and of
 faiss-cpu's exact ``IndexFlatL2`` when it is installed, on the same data.
 
 Cases: ``cifar10`` (the 50k CIFAR-10 training images as the default GPS prior:
@@ -59,7 +59,7 @@ def run_one(spec):
   queries = x[:n_queries]
   base_rss = _peak_rss_mib()
   if engine == 'ssl_pairs':  # The blocked jax search (not the faiss path).
-    from ssl_pairs import neighbours  # pylint: disable=g-import-not-at-top
+    from ssl_pairs.mining import neighbours  # pylint: disable=g-import-not-at-top
     neighbours.nearest_neighbours(queries[:1024], _K.value, keys=x[:8192],
                                   backend='jax')
     t0 = time.time()

@@ -311,26 +311,31 @@ def main():
         seconds = time.time() - t0
         with open(path, 'w') as f:
           f.write(original)
-        killed = code != 0
+        # pytest exit 1: tests failed (killed); 0: all passed (survived);
+        # anything else (collection error, timeout) says nothing about the
+        # tests and is reported as such.
+        killed = code == 1
         status = ('equivalent' if m.id in EQUIVALENT else
-                  'killed' if killed else 'SURVIVED')
+                  'killed' if killed else 'SURVIVED' if code == 0 else
+                  f'ERROR ({code})')
         rows.append((m, status, seconds))
         print(f'[{i}/{len(chosen)}] {m.id:28} {status:10} {seconds:6.1f} s',
               flush=True)
-        if not killed and m.id not in EQUIVALENT:
-          print('    ' + tail.strip().splitlines()[-1] if tail else '')
+        if not killed and m.id not in EQUIVALENT and tail.strip():
+          print('    ' + tail.strip().splitlines()[-1])
     finally:
       subprocess.run(['git', 'worktree', 'remove', '--force', dest], cwd=REPO,
                      capture_output=True)
       shutil.rmtree(dest, ignore_errors=True)
-  counted = [r for r in rows if r[1] != 'equivalent']
+  counted = [r for r in rows if r[1] in ('killed', 'SURVIVED')]
   killed = sum(r[1] == 'killed' for r in counted)
   rate = 100.0 * killed / max(len(counted), 1)
   lines = ['# Mutation check', '',
            f'`python launch/mutation_check.py` at `{_head()}`: '
            f'**{killed} of {len(counted)} mutants killed ({rate:.1f} %)**'
-           + (f', {len(rows) - len(counted)} judged equivalent'
-              if len(rows) > len(counted) else '') + '.', '',
+           + (f'; {len(rows) - len(counted)} not counted (judged equivalent, '
+              'or their tests could not run)' if len(rows) > len(counted)
+              else '') + '.', '',
            '| mutant | file | bug | result | seconds |',
            '|---|---|---|---|---|']
   for m, status, seconds in rows:

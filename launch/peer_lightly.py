@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from ssl_pairs.data import pairs as pairs_lib
 from ssl_pairs.data import sources as sources_lib
-from ssl_pairs.data.pipeline import MEAN as _MEAN, STD as _STD  # = lightly's.
+from ssl_pairs.images import MEAN as _MEAN, STD as _STD  # = lightly's.
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 _PAIRS = flags.DEFINE_string('pairs', None, 'Pair CSV (anchor, partner, class) '

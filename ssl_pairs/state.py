@@ -1,6 +1,6 @@
 """The train state: one pytree holding everything a step reads and writes."""
 
-from typing import Any
+from typing import Any, Dict
 
 import flax.struct
 import jax.numpy as jnp
@@ -23,3 +23,9 @@ class TrainState:
   batch_stats: Any
   opt_state: Any
   method_state: Any
+
+
+def encoder_variables(state: TrainState) -> Dict[str, Any]:
+  """The backbone's params and batch stats (what evaluation needs)."""
+  return {'params': state.params['backbone'],
+          'batch_stats': state.batch_stats.get('backbone', {})}

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from ssl_pairs.data import device_augment
-from ssl_pairs.data.pipeline import normalize_images
+from ssl_pairs.images import normalize_images
 from ssl_pairs.models import DTYPES
 from ssl_pairs.state import TrainState
 

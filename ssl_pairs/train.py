@@ -26,11 +26,14 @@ from ssl_pairs import metrics as metrics_lib
 from ssl_pairs import optim
 from ssl_pairs import sharding as sharding_lib
 from ssl_pairs import workdir as workdir_lib
-from ssl_pairs.data import pairs as pairs_lib
+from ssl_pairs import state as state_lib
+from ssl_pairs.data import pair_sets
 from ssl_pairs.data import pipeline
 from ssl_pairs.data import sources as sources_lib
 from ssl_pairs.errors import UserError
 from ssl_pairs.evals import run as eval_lib
+from ssl_pairs.mining import refresh as refresh_lib
+from ssl_pairs.mining import tables as tables_lib
 from ssl_pairs.methods import RunInfo, get_method
 from ssl_pairs.state import TrainState
 from ssl_pairs.step import make_train_step
@@ -192,11 +195,11 @@ def load_pretraining_data(config, workdir: Optional[str] = None):
     source = sources_lib.object_crops(source)
     metrics_lib.say(f'Pretraining on object crops: {len(source)} images cut '
                     'to their boxes.')
-  pair_set = pairs_lib.build_pair_set(config.data, source, config.model,
+  pair_set = tables_lib.build_pair_set(config.data, source, config.model,
                                       workdir)
   # Diagnostics only: labels are read here, never by the pairs or the step.
   stats = {}
-  if isinstance(pair_set, pairs_lib.NeighbourPairSet):
+  if isinstance(pair_set, pair_sets.NeighbourPairSet):
     stats = {'pair_precision': pair_set.precision(source.labels)}
     metrics_lib.say(
         f'Mined pairs: k={config.data.gps.k} neighbours per image in the '
@@ -208,7 +211,7 @@ def load_pretraining_data(config, workdir: Optional[str] = None):
                     f'{config.data.temporal.min_gap}–'
                     f'{config.data.temporal.max_gap} frames'
                     f'{", tracked regions" if pair_set.tracker else ""}.')
-  if isinstance(pair_set, pairs_lib.PositiveSetPairs):
+  if isinstance(pair_set, pair_sets.PositiveSetPairs):
     sizes = pair_set.set_sizes()
     stats = {'pair_precision': pair_set.precision(source.labels),
              'mean_set_size': float(sizes.mean()),
@@ -225,67 +228,6 @@ def load_pretraining_data(config, workdir: Optional[str] = None):
     with open(os.path.join(workdir, 'pair_stats.json'), 'w') as f:
       json.dump(stats, f, indent=1)
   return source, pair_set
-
-
-class NeighbourRefresh:
-  """GPS-SSL's optional refresh: re-embed with the current model every R epochs.
-
-  Before step s runs, the generation its last pair belongs to must have its
-  table. A missing one is built from the current encoder (exact kNN on
-  un-augmented images), saved as ``workdir/gps_neighbours_g<g>.npy`` (so a
-  resumed run reads it back instead of recomputing) and installed; the loop
-  then restarts its data iterator at the same position so no batch
-  prefetched with the old table is used.
-  """
-
-  def __init__(self, config, source, pair_set, workdir, mesh):
-    self.config, self.source, self.pairs = config, source, pair_set
-    self.workdir, self.mesh = workdir, mesh
-    self._features = self._images = None
-    for g in range(1, 1 << 20):
-      path = self._path(g)
-      if not os.path.exists(path):
-        break
-      pair_set.install(g, np.load(path))
-
-  def _path(self, generation):
-    return os.path.join(self.workdir, f'gps_neighbours_g{generation}.npy')
-
-  def generation_of_step(self, step: int) -> int:
-    last_position = step * self.config.batch_size - 1
-    return self.pairs.generation(last_position // len(self.pairs))
-
-  def ensure(self, step: int, state) -> bool:
-    """Builds the table step ``step`` needs; True when one was built."""
-    g = self.generation_of_step(step)
-    if g in self.pairs.tables:
-      return False
-    from ssl_pairs import neighbours as nn_lib  # pylint: disable=g-import-not-at-top
-    from ssl_pairs.data import priors  # pylint: disable=g-import-not-at-top
-    from ssl_pairs.models import get_backbone  # pylint: disable=g-import-not-at-top
-    t0 = time.time()
-    if self._features is None:  # Built once, reused by every refresh.
-      self._features = priors.encoder_features_fn(
-          get_backbone(self.config.model)[0])
-      self._images = priors._all_images(  # pylint: disable=protected-access
-          self.source, self.config.data.image_size)
-    features = self._features(encoder_variables(state), self._images)
-    gps = self.config.data.gps
-    table, _ = nn_lib.nearest_neighbours(features, gps.k, gps.metric,
-                                         include_self=gps.include_self)
-    previous = self.pairs.table(g - 1)
-    changed = np.mean(np.sort(table, 1) != np.sort(previous, 1))
-    if jax.process_index() == 0:
-      path = self._path(g)
-      np.save(path + '.tmp.npy', table)
-      os.replace(path + '.tmp.npy', path)
-    self.pairs.install(g, table)
-    metrics_lib.say(
-        f'Refreshed the GPS neighbours with the current encoder before step '
-        f'{step} (generation {g}, {time.time() - t0:.1f} s): {100 * changed:.1f}'
-        f' % of entries changed; pair precision (same label, diagnostic) '
-        f'{100 * self.pairs.precision(self.source.labels, g):.1f} %.')
-    return True
 
 
 def run_length(config, num_pairs: int):
@@ -354,7 +296,7 @@ def _evaluate_init(config, workdir: str) -> Dict[str, Any]:
       config.eval, sources_lib.resolve_data_dir(config.data.data_dir),
       config.data.image_size, config.model, mesh, seed=config.seed)
   t0 = time.time()
-  results = evaluator(encoder_variables(state))
+  results = evaluator(state_lib.encoder_variables(state))
   for r in results.values():
     r['step'] = 0
   report = {}
@@ -379,12 +321,6 @@ def _finished_report(workdir, step, total_steps, config):
   done = {name for name, r in report.get('results', {}).items()
           if r.get('step') == total_steps}
   return report if wanted <= done else None
-
-
-def encoder_variables(state: TrainState) -> Dict[str, Any]:
-  """The backbone's params and batch stats (what evaluation needs)."""
-  return {'params': state.params['backbone'],
-          'batch_stats': state.batch_stats.get('backbone', {})}
 
 
 def _curve_steps(config, steps_per_epoch, total_steps):
@@ -480,7 +416,7 @@ def _run(config, workdir: str, stop_after_step: int) -> Dict[str, Any]:
   last_curve = {}
 
   def evaluate_curve_point(step):
-    results = evaluator(encoder_variables(state))
+    results = evaluator(state_lib.encoder_variables(state))
     last_curve[step] = results
     row = {'step': step, 'epoch': curve_steps[step],
            'train_seconds': round(train_seconds, 2), 'results': results}
@@ -507,7 +443,7 @@ def _run(config, workdir: str, stop_after_step: int) -> Dict[str, Any]:
   # --- Loop.
   refresh = None
   if getattr(pair_set, 'refresh_epochs', 0):
-    refresh = NeighbourRefresh(config, source, pair_set, workdir, mesh)
+    refresh = refresh_lib.NeighbourRefresh(config, source, pair_set, workdir)
     if start < total_steps:
       refresh.ensure(start + 1, state)
 
@@ -590,7 +526,7 @@ def _run(config, workdir: str, stop_after_step: int) -> Dict[str, Any]:
       results = [r for r in metrics_lib.read_jsonl(curve_path)
                  if r['step'] == last][0]['results']
     else:
-      results = evaluator(encoder_variables(state))
+      results = evaluator(state_lib.encoder_variables(state))
     for r in results.values():
       r['step'] = last
     report = {}

@@ -203,7 +203,9 @@ def test_invariance_report_of_a_checkpoint(smoke_config, real_data_dir,
                           'illumination_direction', 'instance', 'viewpoint',
                           'instance_viewpoint'}
   for name, r in results.items():
-    assert 0 < r[10] and 0 < r[25], name
+    # resnet_tiny pools 16 features: RIS@25 needs 25 (NaN, as the authors'
+    # code has no number for it).
+    assert 0 < r[10] and math.isnan(r[25]), name
   assert results['occlusion']['sets'] == 6
   # Bikes' shots of 30, 46, 61, 50, 55, 8 frames in windows of 5:
   # 6+10+13+10+11+2, and carphone's one shot of 120 frames: 24.

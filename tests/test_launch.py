@@ -35,11 +35,12 @@ def test_compare_pairs_writes_tables_curves_and_plot(synthetic_npz, tmp_path):
   out = tmp_path / 'runs' / 'report'
   docs = os.path.join(REPO, 'docs', 'compare_pairs', 'results.md')
   before = os.stat(docs).st_mtime_ns
-  _run(['launch/compare_pairs.py', f'--dataset={synthetic_npz}',
-        '--pairs_per_class=10', '--epochs=2', '--eval_every=1',
-        '--batch_size=8', '--image_size=16', '--arch=resnet_tiny',
-        '--width=1', f'--eval_datasets={synthetic_npz}',
-        f'--workdir={tmp_path / "runs"}'], tmp_path)
+  args = ['launch/compare_pairs.py', f'--dataset={synthetic_npz}',
+          '--pairs_per_class=10', '--epochs=2', '--eval_every=1',
+          '--batch_size=8', '--image_size=16', '--arch=resnet_tiny',
+          '--width=1', f'--eval_datasets={synthetic_npz}',
+          f'--workdir={tmp_path / "runs"}']
+  _run(args, tmp_path)
   assert os.stat(docs).st_mtime_ns == before
   with open(tmp_path / 'runs' / 'semantic' / 'config.json') as f:
     assert json.load(f)['model']['init'] == 'pytorch'  # The peer's init.
@@ -66,6 +67,18 @@ def test_compare_pairs_writes_tables_curves_and_plot(synthetic_npz, tmp_path):
   assert '| augmented | 2 |' in text and 'Peer calibration' in text
   assert 'model.init=pytorch' in text
   assert (out / 'curve.png').stat().st_size > 10_000
+  # Each finished arm left a committed record (with its learning curve): with
+  # the arms' workdirs gone, a rerun trains nothing and rebuilds the same
+  # table from the records.
+  import shutil  # pylint: disable=g-import-not-at-top
+  for arm in ('semantic', 'augmented'):
+    record = json.loads((out / 'runs' / f'{arm}.json').read_text())
+    assert record['pairs'] == arm and record['seed'] == 0
+    assert [p['epoch'] for p in record['eval_curve']] == [0.0, 1.0, 2.0]
+    shutil.rmtree(tmp_path / 'runs' / arm)
+  again = _run(args, tmp_path)
+  assert again.count('done (') == 2 and 'Pretraining' not in again
+  assert (out / 'results.md').read_text() == text
 
 
 def test_early_steps_trains_a_changed_config_and_stops(smoke_config,
@@ -276,11 +289,13 @@ def test_compare_methods_plans_every_method_and_the_supervised_baseline():
   # BYOL's and DINO's LARS, which lose rank there too: they take SimCLR's SGD.
   from absl import flags
   flags.FLAGS(['compare_methods'])
-  for name in ('byol_sp', 'dino_pa'):
+  for name, warmup in (('byol_sp', 0.0), ('dino_pa', 1.0)):
     c = module.run_config(name, 'pairs.csv')
     assert (c.optim.name, c.optim.base_lr, c.optim.weight_decay,
             c.optim.warmup_epochs, c.model.init, c.data.load_size) == (
-                'sgd', 0.12, 5e-4, 0.0, 'default', -1)
+                'sgd', 0.12, 5e-4, warmup, 'default', -1)
+  # DINO's CPU recipe also sets its teacher EMA and BN in the head.
+  assert (c.method.ema_base, c.method.use_bn_in_head) == (0.99, True)
   c = module.run_config('vicreg_sp', 'pairs.csv')
   assert (c.optim.name, c.model.init) == ('lars', 'default')
   flags.FLAGS(['compare_methods', '--optimizer=lars'])

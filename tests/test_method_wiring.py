@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ssl_pairs import losses
-from ssl_pairs.data.pipeline import normalize_images
+from ssl_pairs.images import normalize_images
 from ssl_pairs.losses import l2_normalize
 from test_methods import fixed_batch, setup
 

@@ -9,7 +9,7 @@ from conftest import load_config, synthetic_images
 from ssl_pairs.losses import moco_infonce
 from ssl_pairs import optim
 from ssl_pairs import sharding
-from ssl_pairs.data.pipeline import normalize_images
+from ssl_pairs.images import normalize_images
 from ssl_pairs.errors import UserError
 from ssl_pairs.methods import METHODS, RunInfo, get_method
 from ssl_pairs.methods.base import cosine_ema_momentum
@@ -383,7 +383,7 @@ def test_checkpoint_of_each_method_restores_its_encoder_for_evaluation(
   """What evaluation restores is exactly the trained backbone, and it runs."""
   from ssl_pairs import checkpoint
   from ssl_pairs.evals.features import make_feature_fn
-  from ssl_pairs.train import encoder_variables
+  from ssl_pairs.state import encoder_variables
   config, method, state, _ = setup(name)
   # Distinguish the params from a fresh init, so a restore that silently
   # re-initialised would fail.

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, load_config, read_checkpoint_state
+from ssl_pairs.mining import tables as tables_lib
 from ssl_pairs import train
 from ssl_pairs.data import pairs as pairs_lib
 from ssl_pairs.data import pipeline, sources, video
@@ -31,7 +32,7 @@ def _spps_config(smoke_config, method='simclr'):
 def test_spps_sets_follow_the_threshold(smoke_config):
   config = _spps_config(smoke_config)
   src = sources.load_split(config.data.dataset, 'train', '', 16)
-  pair_set = pairs_lib.build_pair_set(config.data, src)
+  pair_set = tables_lib.build_pair_set(config.data, src)
   assert pair_set.positives.shape == (len(src), 3)
   # Members are neighbours (never the image itself), by decreasing cosine.
   assert not np.any(pair_set.positives == np.arange(len(src))[:, None])
@@ -46,13 +47,13 @@ def test_spps_sets_follow_the_threshold(smoke_config):
   assert pair_set.precision(src.labels) == pytest.approx(
       same[pair_set.positive_mask].mean())
   config.data.spps.threshold = 1.5  # Nothing that similar: all sets empty.
-  assert not pairs_lib.build_pair_set(config.data, src).positive_mask.any()
+  assert not tables_lib.build_pair_set(config.data, src).positive_mask.any()
 
 
 def test_spps_batches_carry_the_positive_set(smoke_config):
   config = _spps_config(smoke_config)
   src = sources.load_split(config.data.dataset, 'train', '', 16)
-  pair_set = pairs_lib.build_pair_set(config.data, src)
+  pair_set = tables_lib.build_pair_set(config.data, src)
   batch = pipeline.train_batches(src, pair_set, config.data, 8, seed=0)[0]
   assert batch['positives'].shape == (8, 3, 16, 16, 3)
   assert batch['positives'].dtype == np.uint8
@@ -64,7 +65,7 @@ def test_spps_batches_carry_the_positive_set(smoke_config):
 
 def _loss(batch, config):
   from ssl_pairs.methods import RunInfo, get_method
-  from ssl_pairs.data.pipeline import normalize_images
+  from ssl_pairs.images import normalize_images
   config.batch_size = batch['view1'].shape[0]
   method = get_method(config, RunInfo(total_steps=10, steps_per_epoch=5))
   variables = method.init_variables(jax.random.key(0), normalize_images(
@@ -151,7 +152,7 @@ def test_spps_trains_end_to_end_with_simclr(smoke_config, tmp_path, capsys):
   assert 'Semantic positive sets' in capsys.readouterr().out
   # The logged statistics are those of the positive sets the run used.
   src = sources.load_split(config.data.dataset, 'train', '', 16)
-  pair_set = pairs_lib.build_pair_set(config.data, src)
+  pair_set = tables_lib.build_pair_set(config.data, src)
   with open(tmp_path / 'spps' / 'pair_stats.json') as f:
     stats = json.load(f)
   assert stats['pair_precision'] == pytest.approx(
@@ -168,7 +169,7 @@ def test_spps_batch_positives_are_the_anchors_set_members(smoke_config):
   config = _spps_config(smoke_config)
   config.data.augment.preset = 'none'
   src = sources.load_split(config.data.dataset, 'train', '', 16)
-  pair_set = pairs_lib.build_pair_set(config.data, src)
+  pair_set = tables_lib.build_pair_set(config.data, src)
   assert 0 < pair_set.positive_mask.mean() < 1
   for step in (0, 4):
     b = pipeline.train_batches(src, pair_set, config.data, 8, seed=0)[step]
@@ -221,11 +222,11 @@ def test_temporal_pairs_stay_inside_their_shot(tmp_path, smoke_config):
   path, _ = _moving_patch_video(tmp_path)
   config = load_config('mocov2_temporal')
   src = sources.load_split(path, 'train', '', None)
-  pair_set = pairs_lib.build_pair_set(config.data, src)
+  pair_set = tables_lib.build_pair_set(config.data, src)
   np.testing.assert_array_equal(pair_set.shots, [0] * 4 + [1] * 4)
   config.data.temporal.shot_starts = '0,2,4'  # Given instead of detected.
   np.testing.assert_array_equal(
-      pairs_lib.build_pair_set(config.data, src).shots, [0, 0, 1, 1, 2, 2, 2,
+      tables_lib.build_pair_set(config.data, src).shots, [0, 0, 1, 1, 2, 2, 2,
                                                          2])
   gaps = []
   for epoch in range(20):
@@ -274,7 +275,7 @@ def test_tracked_regions_in_the_batch_are_where_the_tracker_put_them(
   config.data.temporal.tracker = True
   config.data.augment.preset = 'none'
   src = sources.load_split(path, 'train', '', None)
-  pair_set = pairs_lib.build_pair_set(config.data, src)
+  pair_set = tables_lib.build_pair_set(config.data, src)
   side = int(round(pair_set.region_fraction * 48))
   config.data.image_size = side
   batch = pipeline.train_batches(src, pair_set, config.data, 8, seed=0)[0]
@@ -326,7 +327,7 @@ def test_gps_refresh_changes_the_table_only_when_on_and_resumes_exactly(
   train.run(_gps_config(smoke_config, 1, 25), on)
   assert 'Refreshed the GPS neighbours' in capsys.readouterr().out
   src = sources.load_split(smoke_config.data.dataset, 'train', '', 16)
-  prior = pairs_lib.build_pair_set(_gps_config(smoke_config, 1, 25).data,
+  prior = tables_lib.build_pair_set(_gps_config(smoke_config, 1, 25).data,
                                    src).neighbours
   tables = [np.load(os.path.join(on, f'gps_neighbours_g{g}.npy'))
             for g in (1, 2)]
@@ -362,8 +363,8 @@ def test_autoencoder_prior_learns_and_finds_same_class_neighbours():
   """Reconstruction error falls; its neighbours share labels far above chance
   (1/8 on the synthetic classes), though labels never reach it."""
   from conftest import synthetic_images
-  from ssl_pairs import neighbours
-  from ssl_pairs.data import priors
+  from ssl_pairs.mining import neighbours
+  from ssl_pairs.mining import priors
   images, labels = synthetic_images(size=32)
   z, losses = priors.train_autoencoder(images, epochs=12, latent=16, seed=0,
                                        batch_size=16, progress=False)
@@ -391,7 +392,7 @@ def test_byol_trains_on_gps_pairs_with_weak_augmentation(smoke_config,
   # logged precision is that table's.
   src = sources.load_split(config.data.dataset, 'train', '',
                            config.data.image_size)
-  pair_set = pairs_lib.build_pair_set(config.data, src, config.model,
+  pair_set = tables_lib.build_pair_set(config.data, src, config.model,
                                       str(tmp_path / 'byol_gps'))
   with open(tmp_path / 'byol_gps' / 'pair_stats.json') as f:
     assert json.load(f)['pair_precision'] == pytest.approx(

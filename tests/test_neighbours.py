@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ssl_pairs.errors import UserError
-from ssl_pairs.neighbours import nearest_neighbours
+from ssl_pairs.mining.neighbours import nearest_neighbours
 
 
 def brute_force(x, y, k, metric, exclude_self):

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from configs import common
+from ssl_pairs.data import pair_sets
+from ssl_pairs.mining import tables as tables_lib
 from ssl_pairs.data import pairs as pairs_lib
 from ssl_pairs.data import sources
 from ssl_pairs.errors import UserError
@@ -69,7 +71,7 @@ def test_a_class_with_one_image_is_a_clear_error():
 def test_resample_partner_redraws_each_epoch_within_the_class():
   labels = labels_of([6, 6, 6])
   a, b = pairs_lib.semantic_pairs_from_labels(labels, np.arange(3), 0, 0)
-  ps = pairs_lib.PairSet(a, b, labels=labels, resample_partner=True, seed=0)
+  ps = pair_sets.PairSet(a, b, labels=labels, resample_partner=True, seed=0)
   partners = {}
   for epoch in range(30):
     for i in range(len(ps)):
@@ -99,14 +101,14 @@ def test_build_pair_set_from_config(synthetic_npz):
   src = sources.load_split(synthetic_npz, 'train', '', None)
   cfg = common.data_config('semantic')
   cfg.pairs_per_class = 3
-  ps = pairs_lib.build_pair_set(cfg, src)
+  ps = tables_lib.build_pair_set(cfg, src)
   assert len(ps) == 24 and not ps.is_augmented.any()
   cfg.pairs = 'augmented'
-  pa = pairs_lib.build_pair_set(cfg, src)
+  pa = tables_lib.build_pair_set(cfg, src)
   assert len(pa) == 24 and pa.is_augmented.all()
   cfg.pairs = 'nearest'
   with pytest.raises(UserError, match='augmented, gps, pair_file, semantic'):
-    pairs_lib.build_pair_set(cfg, src)
+    tables_lib.build_pair_set(cfg, src)
 
 
 def test_matched_pa_file_of_every_image_is_the_augmented_source(
@@ -121,7 +123,7 @@ def test_matched_pa_file_of_every_image_is_the_augmented_source(
   from_file = pairs_lib.read_pair_file(files['augmented'], src)
   cfg = common.data_config('augmented')
   cfg.pairs_per_class, cfg.classes = 0, 'all'
-  built = pairs_lib.build_pair_set(cfg, src)
+  built = tables_lib.build_pair_set(cfg, src)
   assert len(built) == len(src) == 80
   np.testing.assert_array_equal(from_file.anchors, built.anchors)
   np.testing.assert_array_equal(from_file.partners, built.partners)
@@ -134,7 +136,7 @@ def test_matched_pa_file_of_every_image_is_the_augmented_source(
 
 def test_pair_file_round_trip_and_errors(tmp_path, synthetic_npz):
   src = sources.load_split(synthetic_npz, 'train', '', None)
-  ps = pairs_lib.PairSet(np.array([0, 10, 20]), np.array([1, 11, 20]))
+  ps = pair_sets.PairSet(np.array([0, 10, 20]), np.array([1, 11, 20]))
   path = str(tmp_path / 'pairs.csv')
   pairs_lib.write_pair_file(path, ps, src)  # No paths: indices are written.
   back = pairs_lib.read_pair_file(path, src)
@@ -197,10 +199,10 @@ def _gps_config(**gps):
 def test_gps_partners_are_prior_neighbours_drawn_per_epoch(synthetic_npz,
                                                            tmp_path):
   from ssl_pairs.data import sources
-  from ssl_pairs.neighbours import nearest_neighbours
+  from ssl_pairs.mining.neighbours import nearest_neighbours
   src = sources.load_split(synthetic_npz, 'train', '', 16)
   cfg = _gps_config(k=3)
-  ps = pairs_lib.build_pair_set(cfg, src, cache_dir=str(tmp_path))
+  ps = tables_lib.build_pair_set(cfg, src, cache_dir=str(tmp_path))
   assert len(ps) == len(src)
   pixels = src.images.reshape(len(src), -1).astype(np.float32) / 255.0
   expected, _ = nearest_neighbours(pixels, 3)
@@ -230,13 +232,13 @@ def test_gps_prior_from_an_npy_file_and_include_self(synthetic_npz, tmp_path):
   # A 1-D embedding: image i's neighbours are i±1, i±2, ...
   path = str(tmp_path / 'prior.npy')
   np.save(path, np.arange(len(src), dtype=np.float32)[:, None] * 3.0)
-  ps = pairs_lib.build_pair_set(_gps_config(k=2, prior=f'npy:{path}'), src)
+  ps = tables_lib.build_pair_set(_gps_config(k=2, prior=f'npy:{path}'), src)
   assert sorted(ps.neighbours[10].tolist()) == [9, 11]
-  ps = pairs_lib.build_pair_set(
+  ps = tables_lib.build_pair_set(
       _gps_config(k=2, prior=f'npy:{path}', include_self=True), src)
   assert ps.neighbours[10, 0] == 10
   np.save(path, np.zeros((3, 2), np.float32))
   with pytest.raises(UserError, match='one row per image'):
-    pairs_lib.build_pair_set(_gps_config(prior=f'npy:{path}'), src)
+    tables_lib.build_pair_set(_gps_config(prior=f'npy:{path}'), src)
   with pytest.raises(UserError, match="Unknown data.gps.prior 'clip'"):
-    pairs_lib.build_pair_set(_gps_config(prior='clip'), src)
+    tables_lib.build_pair_set(_gps_config(prior='clip'), src)

@@ -4,6 +4,7 @@ import jax
 import numpy as np
 
 from configs import common
+from ssl_pairs.data import pair_sets
 from ssl_pairs import sharding
 from ssl_pairs.data import pairs as pairs_lib
 from ssl_pairs.data import pipeline
@@ -89,10 +90,10 @@ def test_only_augmented_pairs_get_the_pair_transform(synthetic_npz):
   src = sources.load_split(synthetic_npz, 'train', '', 16)
   everyone = np.arange(len(src))
   self_pairs = {
-      'gps': pairs_lib.NeighbourPairSet(everyone, everyone,
+      'gps': pair_sets.NeighbourPairSet(everyone, everyone,
                                         neighbours=everyone[:, None]),
       'temporal': video.TemporalPairSet(everyone, everyone, shots=everyone),
-      'spps': pairs_lib.PositiveSetPairs(
+      'spps': pair_sets.PositiveSetPairs(
           everyone, everyone, positives=everyone[:, None],
           positive_mask=np.zeros((len(src), 1), bool)),
   }
@@ -101,7 +102,7 @@ def test_only_augmented_pairs_get_the_pair_transform(synthetic_npz):
     np.testing.assert_array_equal(b['index'], b['partner'])
     np.testing.assert_array_equal(b['view1'], b['view2'], err_msg=name)
     assert not _self_pair_views(src, ps, 'default', 'device')['same'].any()
-  augmented = pairs_lib.PairSet(everyone, everyone)
+  augmented = pair_sets.PairSet(everyone, everyone)
   b = _self_pair_views(src, augmented, 'default')
   assert not np.array_equal(b['view1'], b['view2'])
   assert _self_pair_views(src, augmented, 'default', 'device')['same'].all()

@@ -196,3 +196,51 @@ def test_a_finite_loss_with_a_nan_gradient_keeps_the_state():
   assert int(metrics['nonfinite']) == 1
   for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(state)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_the_step_key_follows_the_step_counter():
+  """fold_in(key(seed), step): PIRL's sampled negatives and jigsaw differ
+  from one step to the next (so the loss of the same params does), and the
+  same step gives the same numbers."""
+  from test_methods import fixed_batch, setup  # pylint: disable=g-import-not-at-top
+  _, _, state, step = setup('pirl')
+  batch = fixed_batch()
+  loss_at = lambda s: float(step(state.replace(step=jnp.int32(s)), batch)[1][
+      'loss'])
+  assert loss_at(3) == loss_at(3)
+  assert loss_at(3) != loss_at(4)
+
+
+def test_device_colour_jitter_follows_the_keys_permutation():
+  """The device jitter applies its four ops in the order
+  jax.random.permutation(order key, 4) draws, which differs across keys."""
+  x = jnp.asarray(np.random.default_rng(1).uniform(0, 1, (8, 8, 3)),
+                  jnp.float32)
+  strength = (0.6, 0.6, 0.0, 0.0)
+  orders = set()
+  for seed in range(10):
+    key = jax.random.key(seed)
+    k_order, k_factor = jax.random.split(key)
+    order = [int(o) for o in jax.random.permutation(k_order, 4)]
+    u = jax.random.uniform(k_factor, (4,))
+    factors = [0.4 + u[0] * 1.2, 0.4 + u[1] * 1.2]
+    y = x
+    for op in order:
+      if op in (0, 1):
+        y = da.adjust(y, op, factors[op])
+    np.testing.assert_allclose(np.asarray(da.color_jitter(x, key, strength)),
+                               np.asarray(y), atol=1e-6)
+    orders.add(tuple(o for o in order if o in (0, 1)))
+  assert orders == {(0, 1), (1, 0)}
+
+
+def test_another_seed_shuffles_the_pairs_in_another_order(synthetic_npz):
+  src = sources.load_split(synthetic_npz, 'train', '', 16)
+  cfg = common.data_config('semantic')
+  cfg.image_size = 16
+  cfg.augment.preset = 'none'
+  ps = pairs_lib.build_pair_set(cfg, src)
+  first = [np.concatenate([pipeline.train_batches(src, ps, cfg, 8, seed)[s][
+      'index'] for s in range(10)]) for seed in (0, 1)]
+  assert sorted(first[0]) == sorted(first[1])  # One epoch each: all pairs.
+  assert not np.array_equal(first[0], first[1])

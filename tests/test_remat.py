@@ -7,7 +7,7 @@ import pytest
 
 from conftest import load_config
 from ssl_pairs import optim
-from ssl_pairs.data.pipeline import normalize_images
+from ssl_pairs.images import normalize_images
 from ssl_pairs.methods import RunInfo, get_method
 from ssl_pairs.train import create_state
 from ssl_pairs import sharding

@@ -21,6 +21,7 @@ sys.path.insert(0, REPO)
 from tests.conftest import load_config
 from ssl_pairs import sharding, optim
 from ssl_pairs.data import sources, pairs, pipeline
+from ssl_pairs.images import normalize_images
 from ssl_pairs.methods import get_method
 from ssl_pairs.step import make_train_step
 from ssl_pairs.train import create_state
@@ -46,8 +47,8 @@ for n in (1, 4):
   assert len(device_batch['view1'].sharding.device_set) == n
   step = jax.jit(make_train_step(method, tx, schedule, 0), donate_argnums=0)
   inputs = dict(device_batch,
-                view1=pipeline.normalize_images(device_batch['view1']),
-                view2=pipeline.normalize_images(device_batch['view2']))
+                view1=normalize_images(device_batch['view1']),
+                view2=normalize_images(device_batch['view2']))
   grads = jax.jit(jax.grad(lambda p: method.loss(
       p, state.batch_stats, state.method_state, inputs, jax.random.key(0),
       0)[0]))(

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, read_checkpoint_state
+from ssl_pairs.mining import tables as tables_lib
 from ssl_pairs import checkpoint
 from ssl_pairs import train
 from ssl_pairs.data import pipeline
@@ -270,15 +271,15 @@ def test_gps_pairs_train_end_to_end_and_checkpoint_priors(smoke_config,
   assert [f for f in os.listdir(workdir) if f.startswith('prior_')]
   src = sources.load_split(config.data.dataset, 'train', '', 16)
   cfg = config.data.copy_and_resolve_references()
-  by_pixels = pairs_lib.build_pair_set(cfg, src).neighbours
+  by_pixels = tables_lib.build_pair_set(cfg, src).neighbours
   tables = {}
   for prior in ('random_init', f'checkpoint:{workdir}'):
     cfg.gps.prior = prior
-    tables[prior] = pairs_lib.build_pair_set(cfg, src, config.model,
+    tables[prior] = tables_lib.build_pair_set(cfg, src, config.model,
                                              str(tmp_path / 'cache'))
     assert tables[prior].neighbours.shape == (len(src), 4)
     assert not np.array_equal(tables[prior].neighbours, by_pixels)
-  again = pairs_lib.build_pair_set(cfg, src, config.model,
+  again = tables_lib.build_pair_set(cfg, src, config.model,
                                    str(tmp_path / 'cache'))  # From the cache.
   np.testing.assert_array_equal(again.neighbours,
                                 tables[f'checkpoint:{workdir}'].neighbours)

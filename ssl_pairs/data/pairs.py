@@ -34,198 +34,20 @@ accident of the data, and their papers use only the standard views.
 """
 
 import csv
-import dataclasses
 import json
 import os
 from typing import Optional, Sequence
 
 import numpy as np
 
+from ssl_pairs.data.pair_sets import PairSet
 from ssl_pairs.errors import UserError, unknown_name_error
 
 PAIR_SOURCES = ('semantic', 'augmented', 'pair_file', 'gps', 'spps',
                 'temporal')
+MINED_SOURCES = ('gps', 'spps')  # Built by ssl_pairs.mining.tables.
 RESOURCES = os.path.join(os.path.dirname(os.path.dirname(__file__)),
                          'resources')
-
-
-@dataclasses.dataclass
-class PairSet:
-  """A fixed list of (anchor, partner) image indices, optionally resampled.
-
-  Attributes:
-    anchors: int64 [P] image indices.
-    partners: int64 [P] image indices (== anchors for augmented pairs).
-    labels: int64 [N] class of every image of the source (used only to redraw
-      partners when ``resample_partner``).
-    resample_partner: redraw each partner every epoch from the anchor's class.
-    seed: seed of the redraws.
-    augment_self_pairs: whether a pair of one image with itself is an
-      augmented pair, whose partner gets the pair transform (see the module
-      docstring; False for the mined and temporal sources).
-  """
-  anchors: np.ndarray
-  partners: np.ndarray
-  labels: Optional[np.ndarray] = None
-  resample_partner: bool = False
-  seed: int = 0
-  augment_self_pairs: bool = True
-
-  def __post_init__(self):
-    self.anchors = np.asarray(self.anchors, np.int64)
-    self.partners = np.asarray(self.partners, np.int64)
-    if self.resample_partner:
-      order = np.argsort(self.labels, kind='stable')
-      sorted_labels = self.labels[order]
-      self._class_members = order
-      self._class_start = np.searchsorted(sorted_labels, self.labels,
-                                          side='left')
-      self._class_count = (np.searchsorted(sorted_labels, self.labels,
-                                           side='right') - self._class_start)
-
-  def __len__(self) -> int:
-    return len(self.anchors)
-
-  def pair(self, item: int, epoch: int):
-    """(anchor, partner) image indices of pair ``item`` in ``epoch``."""
-    anchor = int(self.anchors[item])
-    if not self.resample_partner:
-      return anchor, int(self.partners[item])
-    rng = np.random.default_rng([self.seed, epoch, item, 0x9A1])
-    start, count = self._class_start[anchor], self._class_count[anchor]
-    # Uniform over the other members of the class: draw from count-1 slots
-    # and skip the anchor's own slot.
-    slot = int(rng.integers(count - 1))
-    own = int(np.nonzero(self._class_members[start:start + count] == anchor)[0][0])
-    if slot >= own:
-      slot += 1
-    return anchor, int(self._class_members[start + slot])
-
-  @property
-  def is_augmented(self) -> np.ndarray:
-    """bool [P]: pairs whose two images are the same image."""
-    return self.anchors == self.partners
-
-
-@dataclasses.dataclass
-class NeighbourPairSet(PairSet):
-  """GPS-SSL pairs: each image's partner is drawn from its k neighbours.
-
-  Attributes:
-    neighbours: int64 [N, k] neighbour table (row i: image i's neighbours in
-      the prior embedding). Every draw picks one uniformly, deterministically
-      per (seed, epoch, item).
-    refresh_epochs: R > 0 replaces the table every R epochs (generation
-      g = epoch // R) by one from the current model, installed by the
-      training loop with :meth:`install`; 0 keeps the prior's table.
-  """
-  neighbours: Optional[np.ndarray] = None
-  refresh_epochs: int = 0
-  tables: dict = dataclasses.field(default_factory=dict)
-  augment_self_pairs: bool = False  # A self-neighbour is not an augmented pair.
-
-  def __post_init__(self):
-    super().__post_init__()
-    self.tables.setdefault(0, self.neighbours)
-
-  def generation(self, epoch: int) -> int:
-    return epoch // self.refresh_epochs if self.refresh_epochs else 0
-
-  def install(self, generation: int, table: np.ndarray) -> None:
-    self.tables[generation] = np.asarray(table, np.int64)
-
-  def table(self, generation: int) -> np.ndarray:
-    """The table of a generation; a later one not yet installed reads the
-    newest (only prefetched batches the loop discards ever ask for it)."""
-    if generation in self.tables:
-      return self.tables[generation]
-    return self.tables[max(g for g in self.tables if g <= generation)]
-
-  def pair(self, item: int, epoch: int):
-    anchor = int(self.anchors[item])
-    row = self.table(self.generation(epoch))[anchor]
-    rng = np.random.default_rng([self.seed, epoch, item, 0x6B5])
-    return anchor, int(row[rng.integers(len(row))])
-
-  def precision(self, labels: np.ndarray, generation: int = 0) -> float:
-    """Fraction of (image, neighbour) entries that share a label."""
-    table = self.table(generation)
-    return float(np.mean(labels[table] == labels[:len(table), None]))
-
-
-@dataclasses.dataclass
-class PositiveSetPairs(PairSet):
-  """SPPS: each image is an augmented pair plus its semantic positive set.
-
-  Attributes:
-    positives: int64 [N, P] candidate positives of every image (its P nearest
-      neighbours in the prior embedding, most similar first).
-    positive_mask: bool [N, P], which candidates are in the set (similarity
-      at least the threshold). A row with no True falls back to the plain pair.
-  """
-  positives: Optional[np.ndarray] = None
-  positive_mask: Optional[np.ndarray] = None
-  augment_self_pairs: bool = False  # SPPS pairs are plain two-view pairs.
-
-  def positive_set(self, anchor: int):
-    """(indices int64 [P], mask bool [P]) of an image's semantic positives."""
-    return self.positives[anchor], self.positive_mask[anchor]
-
-  def precision(self, labels: np.ndarray) -> float:
-    """Fraction of (image, set member) entries that share a label."""
-    same = labels[self.positives] == labels[:len(self.positives), None]
-    n = self.positive_mask.sum()
-    return float((same & self.positive_mask).sum() / n) if n else float('nan')
-
-  def set_sizes(self) -> np.ndarray:
-    return self.positive_mask.sum(axis=1)
-
-
-def _prior_neighbours(prior_config, source, model_config, seed, cache_dir, k,
-                      include_self=False):
-  """(table [N, k], values [N, k]) of neighbours in a (cached) prior."""
-  from ssl_pairs import neighbours as nn_lib  # pylint: disable=g-import-not-at-top
-  from ssl_pairs.data import priors  # pylint: disable=g-import-not-at-top
-  embedding = priors.cached_prior(prior_config.prior, source, prior_config,
-                                  model_config, seed, cache_dir)
-  return nn_lib.nearest_neighbours(embedding, k, prior_config.metric,
-                                   include_self=include_self)
-
-
-def spps_pair_set(data_config, source, model_config=None,
-                  cache_dir: Optional[str] = None) -> PositiveSetPairs:
-  """SPPS pairs: neighbours with similarity ≥ δ (at most k), no labels used."""
-  spps = data_config.spps
-  if spps.max_positives < 1:
-    raise UserError(f'data.spps.max_positives={spps.max_positives} must be at '
-                    'least 1.')
-  table, values = _prior_neighbours(spps, source, model_config,
-                                    data_config.pair_seed, cache_dir,
-                                    spps.max_positives)
-  if spps.metric == 'cosine':
-    mask = values >= spps.threshold
-  else:  # Squared L2: the threshold is a largest distance.
-    mask = values <= spps.threshold
-  everyone = np.arange(len(source), dtype=np.int64)
-  return PositiveSetPairs(everyone, everyone.copy(), seed=data_config.pair_seed,
-                          positives=table, positive_mask=mask)
-
-
-def gps_pair_set(data_config, source, model_config=None,
-                 cache_dir: Optional[str] = None) -> NeighbourPairSet:
-  """The GPS-SSL pair set: neighbours in a prior embedding (no labels used)."""
-  gps = data_config.gps
-  if gps.k < 1:
-    raise UserError(f'data.gps.k={gps.k} must be at least 1.')
-  table, _ = _prior_neighbours(gps, source, model_config,
-                               data_config.pair_seed, cache_dir, gps.k,
-                               gps.include_self)
-  everyone = np.arange(len(source), dtype=np.int64)
-  if gps.refresh_epochs < 0:
-    raise UserError(f'data.gps.refresh_epochs={gps.refresh_epochs} must be 0 '
-                    '(never) or a number of epochs.')
-  return NeighbourPairSet(everyone, everyone.copy(), seed=data_config.pair_seed,
-                          neighbours=table, refresh_epochs=gps.refresh_epochs)
 
 
 def select_classes(labels: np.ndarray, class_names: Sequence[str],
@@ -432,19 +254,17 @@ def write_pair_file(path: str, pairs: PairSet, source) -> None:
   os.replace(tmp, path)
 
 
-def build_pair_set(data_config, source, model_config=None,
-                   cache_dir: Optional[str] = None) -> PairSet:
-  """The pair set named by ``data_config.pairs`` over ``source``.
-
-  ``model_config`` and ``cache_dir`` (the workdir, where prior embeddings are
-  cached) are used by the mined pair sources only.
+def build_pair_set(data_config, source) -> PairSet:
+  """The pair set named by ``data_config.pairs`` over ``source``, for every
+  source this layer knows: labels, pair files and video frames. The mined
+  sources (``gps``, ``spps``) need an embedding; they are built by
+  :func:`ssl_pairs.mining.tables.build_pair_set`, which handles every source.
   """
   kind = data_config.pairs
   seed = data_config.pair_seed
-  if kind == 'gps':
-    return gps_pair_set(data_config, source, model_config, cache_dir)
-  if kind == 'spps':
-    return spps_pair_set(data_config, source, model_config, cache_dir)
+  if kind in MINED_SOURCES:
+    raise ValueError(f"data.pairs={kind!r} is a mined source; build it with "
+                     "ssl_pairs.mining.tables.build_pair_set.")
   if kind == 'temporal':
     from ssl_pairs.data import video  # pylint: disable=g-import-not-at-top
     return video.temporal_pair_set(data_config, source)

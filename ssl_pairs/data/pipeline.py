@@ -9,7 +9,7 @@ numpy Generator seeded with (seed, epoch, pair), so they depend on neither the
 batch composition nor the number of threads: same seed ⇒ same pairs, same crops.
 
 Batches are uint8 (4× less to copy than float32); normalisation happens on the
-device inside the jitted step (:func:`normalize_images`).
+device inside the jitted step (:func:`ssl_pairs.images.normalize_images`).
 """
 
 import collections
@@ -19,25 +19,12 @@ from typing import Iterator, Optional
 
 import grain
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ssl_pairs.data import augment
-from ssl_pairs.data.pairs import PairSet
+from ssl_pairs.data.pair_sets import PairSet
 from ssl_pairs.data.sources import ImageSource
 from ssl_pairs.errors import UserError
-
-# Fixed normalisation (ImageNet statistics) for every dataset, so features of a
-# pretraining set and of a transfer set pass through the same input scaling.
-MEAN = np.asarray([0.485, 0.456, 0.406], np.float32)
-STD = np.asarray([0.229, 0.224, 0.225], np.float32)
-
-
-def normalize_images(images, dtype=jnp.float32):
-  """uint8 [..., 3] → normalised float on the device."""
-  x = images.astype(jnp.float32) / 255.0
-  return ((x - MEAN) / STD).astype(dtype)
-
 
 @dataclasses.dataclass
 class PairViews:

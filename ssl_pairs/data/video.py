@@ -26,7 +26,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ssl_pairs.data.pairs import PairSet
+from ssl_pairs.data.pair_sets import PairSet
 from ssl_pairs.errors import UserError
 
 

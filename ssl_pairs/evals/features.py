@@ -7,7 +7,7 @@ from jax.experimental import multihost_utils
 import numpy as np
 
 from ssl_pairs import sharding as sharding_lib
-from ssl_pairs.data.pipeline import normalize_images
+from ssl_pairs.images import normalize_images
 from ssl_pairs.models import DTYPES
 
 
@@ -64,3 +64,26 @@ def extract_features(feature_fn: Callable, variables, source,
   if pending is not None:
     out.append(to_host(pending[0])[:pending[1]])
   return np.concatenate(out).astype(np.float32)
+
+
+class _Images:
+  """The minimal source ``extract_features`` reads: an in-memory array."""
+
+  def __init__(self, x):
+    self.x = x
+
+  def __len__(self):
+    return len(self.x)
+
+  def gather(self, idx):
+    return self.x[idx]
+
+
+def encoder_features_fn(backbone, batch_size: int = 256):
+  """fn(variables, uint8 images [M, S, S, 3]) → float32 pooled features
+  [M, D], extracted in batches under jit on all devices; the feature step is
+  built once, so repeated calls (refreshes, several set builders) reuse it."""
+  mesh = sharding_lib.make_mesh()
+  fn = make_feature_fn(backbone, mesh)
+  return lambda variables, images: extract_features(
+      fn, variables, _Images(images), batch_size, mesh)

@@ -44,12 +44,12 @@ def _define_flags():
 def encoder_features(restore: str):
   """(fn(images uint8 [M, S, S, 3]) → features [M, D], resolution)."""
   from ssl_pairs.checkpoint import restore_encoder  # pylint: disable=g-import-not-at-top
-  from ssl_pairs.data import priors  # pylint: disable=g-import-not-at-top
-  from ssl_pairs.evals.run import _as_config  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from ssl_pairs.evals.features import encoder_features_fn  # pylint: disable=g-import-not-at-top
   from ssl_pairs.models import get_backbone  # pylint: disable=g-import-not-at-top
   saved, _, variables, _ = restore_encoder(restore)
-  extract = priors.encoder_features_fn(
-      get_backbone(_as_config(saved['model']))[0])
+  extract = encoder_features_fn(
+      get_backbone(ml_collections.ConfigDict(saved['model']))[0])
   return (lambda images: extract(variables, images)), saved['data'][
       'image_size']
 

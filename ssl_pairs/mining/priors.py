@@ -25,18 +25,20 @@ import os
 from typing import Optional
 
 import flax.linen as nn
+import ml_collections
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ssl_pairs.errors import UserError
+from ssl_pairs.evals import features as features_lib
 
 PRIORS = ('pixels', 'random_init', 'autoencoder', 'checkpoint:<workdir>',
           'npy:<path>')
 AE_SIZE = 32
 
 
-def _all_images(source, size: Optional[int] = None) -> np.ndarray:
+def all_images(source, size: Optional[int] = None) -> np.ndarray:
   """uint8 [N, S, S, 3] of every image (resized to ``size`` if given)."""
   if source.images is not None and size in (None, source.image_size):
     return source.images
@@ -60,31 +62,6 @@ def pca(x: np.ndarray, dim: int, seed: int = 0) -> np.ndarray:
   sample = x[rng.choice(len(x), min(len(x), 20000), replace=False)]
   _, _, vt = np.linalg.svd(sample, full_matrices=False)
   return x @ vt[:dim].T
-
-
-class _Images:
-  """The minimal source ``extract_features`` reads: an in-memory array."""
-
-  def __init__(self, x):
-    self.x = x
-
-  def __len__(self):
-    return len(self.x)
-
-  def gather(self, idx):
-    return self.x[idx]
-
-
-def encoder_features_fn(backbone, batch_size: int = 256):
-  """fn(variables, uint8 images [M, S, S, 3]) → float32 pooled features
-  [M, D], extracted in batches under jit on all devices; the feature step is
-  built once, so repeated calls (refreshes, several set builders) reuse it."""
-  from ssl_pairs import sharding  # pylint: disable=g-import-not-at-top
-  from ssl_pairs.evals.features import extract_features, make_feature_fn  # pylint: disable=g-import-not-at-top
-  mesh = sharding.make_mesh()
-  fn = make_feature_fn(backbone, mesh)
-  return lambda variables, images: extract_features(
-      fn, variables, _Images(images), batch_size, mesh)
 
 
 class ConvAutoencoder(nn.Module):
@@ -162,7 +139,7 @@ def compute_prior(spec: str, source, gps_config, model_config,
                   seed: int) -> np.ndarray:
   """float32 [N, D] prior embedding of every image of ``source``."""
   if spec == 'pixels':
-    images = _all_images(source, gps_config.pixel_size or None)
+    images = all_images(source, gps_config.pixel_size or None)
     x = images.reshape(len(images), -1).astype(np.float32) / 255.0
     if gps_config.pca_dim:
       x = pca(x, gps_config.pca_dim, seed)
@@ -179,26 +156,25 @@ def compute_prior(spec: str, source, gps_config, model_config,
                       'one row per image, in the source\'s order.')
     return x.astype(np.float32)
   if spec == 'autoencoder':
-    z, _ = train_autoencoder(_all_images(source, AE_SIZE),
+    z, _ = train_autoencoder(all_images(source, AE_SIZE),
                              gps_config.ae_epochs, gps_config.ae_dim, seed)
     return z
   if spec == 'random_init':
     from ssl_pairs.models import get_backbone  # pylint: disable=g-import-not-at-top
     backbone, _ = get_backbone(model_config)
-    images = _all_images(source)
+    images = all_images(source)
     variables = backbone.init(jax.random.key(seed), images[:2].astype(
         np.float32), train=False)
     variables = {'params': variables['params'],
                  'batch_stats': variables.get('batch_stats', {})}
-    return encoder_features_fn(backbone)(variables, images)
+    return features_lib.encoder_features_fn(backbone)(variables, images)
   if spec.startswith('checkpoint:'):
     from ssl_pairs.checkpoint import restore_encoder  # pylint: disable=g-import-not-at-top
-    from ssl_pairs.evals.run import _as_config  # pylint: disable=g-import-not-at-top
     from ssl_pairs.models import get_backbone  # pylint: disable=g-import-not-at-top
     saved, _, variables, _ = restore_encoder(spec[len('checkpoint:'):])
-    backbone, _ = get_backbone(_as_config(saved['model']))
-    images = _all_images(source, saved['data']['image_size'])
-    return encoder_features_fn(backbone)(variables, images)
+    backbone, _ = get_backbone(ml_collections.ConfigDict(saved['model']))
+    images = all_images(source, saved['data']['image_size'])
+    return features_lib.encoder_features_fn(backbone)(variables, images)
   raise UserError(f'Unknown data.gps.prior {spec!r}; choose one of: '
                   f'{", ".join(PRIORS)}.')
 
