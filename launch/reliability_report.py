@@ -104,7 +104,8 @@ def cases(tmp):
   pair_files = {}
   for name, text in (('missing', '0,1\n0,999\n'), ('duplicate', '0,1\n0,1\n'),
                      ('unknown_class', '0,1,zebra\n'),
-                     ('wrong_class', '0,1,7\n')):
+                     ('wrong_class', '0,1,7\n'),
+                     ('cross_class', '0,1\n2,15\n')):
     pair_files[name] = os.path.join(tmp, f'{name}.csv')
     with open(pair_files[name], 'w') as f:
       f.write(text)
@@ -122,6 +123,39 @@ def cases(tmp):
         c[section][name] = value
       train.run(c, workdir)
     return go
+
+  a_file = os.path.join(tmp, 'a_file')
+  with open(a_file, 'w') as f:
+    f.write('not a folder')
+
+  def one_class_eval():
+    c = load_config('simclr_sp')
+    c.data.dataset, c.data.classes, c.data.pairs_per_class = npz, 'all', 0
+    c.eval.datasets, c.eval.probe = one_class, False
+    report = train.run(c, os.path.join(tmp, 'one_class_eval'))
+    return f'accepted, flagged: note "{report["results"]["one_class.npz"]["note"]}"'
+
+  one_class = os.path.join(tmp, 'one_class.npz')
+  np.savez(one_class, images=images[:10], labels=labels[:10])
+
+  def locked_workdir():
+    held = os.path.join(tmp, 'held')
+    os.makedirs(held, exist_ok=True)
+    child = subprocess.Popen(
+        [sys.executable, '-c', 'import sys, time; sys.path.insert(0, sys.argv[1]);'
+         'from ssl_pairs import workdir as w\n'
+         'with w.exclusive(sys.argv[2], "training"):\n'
+         '  print("held", flush=True); time.sleep(120)', REPO, held],
+        stdout=subprocess.PIPE, text=True)
+    child.stdout.readline()
+    try:
+      c = load_config('simclr_sp')
+      c.data.dataset, c.eval.datasets = npz, npz
+      c.data.classes, c.data.pairs_per_class = 'all', 0
+      return _message(lambda: train.run(c, held))
+    finally:
+      child.kill()
+      child.wait()
 
   return [
       ('truncated / corrupt npz', lambda: _message(
@@ -145,6 +179,14 @@ def cases(tmp):
           lambda: pairs_lib.read_pair_file(pair_files['unknown_class'], src))),
       ('pair file whose class contradicts the image', lambda: _message(
           lambda: pairs_lib.read_pair_file(pair_files['wrong_class'], src))),
+      ('pair file pairing images of two classes', lambda: _message(
+          lambda: pairs_lib.read_pair_file(pair_files['cross_class'], src))),
+      ('config switch typo (:runlocl)', lambda: _cli(
+          tmp, npz, '--config=configs/simclr_sp.py:runlocl')),
+      ('--workdir naming an existing file', lambda: _message(
+          lambda: train.run(load_config('simclr_sp'), a_file))),
+      ('a workdir another run is training in', locked_workdir),
+      ('evaluation on a dataset with one class', one_class_eval),
       ('misspelt config key (--config.data.datset=x)', lambda: _cli(
           tmp, npz, '--config.data.datset=x')),
       ('config override of the wrong type (--config.batch_size=abc)',
