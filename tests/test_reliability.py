@@ -113,14 +113,19 @@ def _eval_config(workdir, datasets):
   return cfg
 
 
+@pytest.mark.parametrize('damage', ['arrays', 'config'])
 def test_evaluating_a_damaged_checkpoint_falls_back_and_changes_nothing(
-    smoke_config, tmp_path, capsys):
+    smoke_config, tmp_path, capsys, damage):
   from ssl_pairs.evals import run as eval_run  # pylint: disable=g-import-not-at-top
   workdir = str(tmp_path / 'run')
   smoke_config.eval.probe = False
   train.run(smoke_config, workdir)
   ckpt = checkpoint.checkpoint_dir(workdir)
-  _damage(os.path.join(ckpt, '4'))
+  if damage == 'arrays':
+    _damage(os.path.join(ckpt, '4'))
+  else:  # The checkpoint's config metadata is garbage.
+    with open(os.path.join(ckpt, '4', 'config', 'metadata'), 'w') as f:
+      f.write('{not json')
   before = sorted(glob.glob(os.path.join(ckpt, '**'), recursive=True))
   capsys.readouterr()
   report = eval_run.evaluate_checkpoint(
