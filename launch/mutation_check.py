@@ -225,8 +225,10 @@ MUTANTS = (
       'RIS threshold cap at the 95th percentile dropped'),
     M('ris_neg_threshold', 'ssl_pairs/evals/invariance.py',
       't_neg = -np.sort(-f, axis=0)[index]  # Descending order, as theirs.',
-      't_neg = np.sort(f, axis=0)[n - 1 - index]', 'tests/test_invariance.py',
-      'RIS negative threshold from the ascending sort'),
+      't_neg = np.sort(f, axis=0)[int((n * (100 - p)) // 100)]',
+      'tests/test_invariance.py',
+      'RIS negative threshold at the ascending (100 − p) % index (the old '
+      'code\'s)'),
     M('ris_small_sets', 'ssl_pairs/evals/invariance.py',
       '    if len(members) < 3:\n      continue\n', '',
       'tests/test_invariance.py', 'RIS keeps sets under 3 images'),
