@@ -29,12 +29,7 @@ def test_sigterm_saves_then_exits_75_and_the_rerun_resumes(synthetic_npz,
          '--config.log_every_steps=1']
   proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
   metrics = os.path.join(workdir, 'metrics.jsonl')
-  deadline = time.time() + 240
-  while time.time() < deadline and len(read_jsonl(metrics)) < 3:
-    time.sleep(0.2)
-  proc.send_signal(signal.SIGTERM)
-  _, err = proc.communicate(timeout=120)
-  assert proc.returncode == train.PREEMPTED_EXIT_CODE, err[-2000:]
+  err = _sigterm_after_steps(proc, metrics)
   assert 'Stopped by SIGTERM after step' in err
   stopped = int(err.split('after step ')[1].split(';')[0])
   assert checkpoint.Checkpoints(workdir).latest_step() == stopped < 400
@@ -45,6 +40,18 @@ def test_sigterm_saves_then_exits_75_and_the_rerun_resumes(synthetic_npz,
   assert 'Resumed' in proc.stdout
   assert [r['step'] for r in read_jsonl(metrics)] == list(
       range(1, stopped + 4))
+
+
+def _sigterm_after_steps(proc, metrics, steps=3, wait=300):
+  """SIGTERM to ``proc`` once ``metrics`` holds ``steps`` rows; asserts the
+  documented preemption exit (75) and returns its stderr."""
+  deadline = time.time() + wait
+  while time.time() < deadline and len(read_jsonl(metrics)) < steps:
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=240)
+  assert proc.returncode == train.PREEMPTED_EXIT_CODE, err[-3000:]
+  return err
 
 
 def _damage(step_dir):
@@ -516,13 +523,7 @@ def test_sigterm_to_a_two_process_run_saves_one_step_in_both(synthetic_npz,
   proc = subprocess.Popen(cmd + args + ['--config.total_steps=100000'],
                           cwd=REPO, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
-  metrics = os.path.join(workdir, 'metrics.jsonl')
-  deadline = time.time() + 300
-  while time.time() < deadline and len(read_jsonl(metrics)) < 3:
-    time.sleep(0.3)
-  proc.send_signal(signal.SIGTERM)
-  _, err = proc.communicate(timeout=240)
-  assert proc.returncode == train.PREEMPTED_EXIT_CODE, err[-3000:]
+  err = _sigterm_after_steps(proc, os.path.join(workdir, 'metrics.jsonl'))
   steps = {int(part.split(';')[0]) for part in err.split('after step ')[1:]}
   assert len(steps) == 1, err[-2000:]  # Both processes stopped at one step.
   stopped = steps.pop()
