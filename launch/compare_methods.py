@@ -100,13 +100,20 @@ _EVAL_DATASETS = flags.DEFINE_string('eval_datasets', 'cifar10,tiny_imagenet',
                                      'Comma list (see config.eval.datasets).')
 _EVAL_TRAIN_LIMIT = flags.DEFINE_integer(
     'eval_train_limit', 0, 'Cap on probe/kNN training images (0 = all).')
+_PAIR_KINDS = flags.DEFINE_list(
+    'pairs', [kind for kind, _ in PAIRS],
+    'Pair sources to run for each method (semantic, augmented); e.g. '
+    '--pairs=augmented trains only the PA arms. The tables collect the '
+    'planned runs only, so rebuild them with every source (--collect_only).')
 _COLLECT_ONLY = flags.DEFINE_bool(
     'collect_only', False, 'Only rebuild the tables and plot from --workdir.')
 
 
-def runs(methods):
-  """(run name, method, pair kind) of every run, in order; the run name is
-  also the config module's."""
+def runs(methods, kinds=None):
+  """(run name, method, pair kind) of every run, in order, for the pair
+  sources ``kinds`` (default: both); the run name is also the config
+  module's."""
+  kinds = [kind for kind, _ in PAIRS] if kinds is None else kinds
   out = []
   for method in methods:
     if method == 'supervised':
@@ -115,7 +122,13 @@ def runs(methods):
     if method not in METHODS:
       raise UserError(f'Unknown method {method!r} in --methods; choose from '
                       f'{", ".join(METHODS + ("supervised",))}.')
+    unknown = set(kinds) - {kind for kind, _ in PAIRS}
+    if unknown:
+      raise UserError(f'Unknown pair source {sorted(unknown)[0]!r} in '
+                      '--pairs; choose from semantic, augmented.')
     for kind, suffix in PAIRS:
+      if kind not in kinds:
+        continue
       out.append((f'{method}_{suffix}', method, kind))
   return out
 
@@ -338,7 +351,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   workdir = os.path.abspath(_WORKDIR.value)
   t0 = time.time()
-  planned = runs(_METHODS.value)
+  planned = runs(_METHODS.value, _PAIR_KINDS.value)
   planned = baselines(planned) + planned
   pairs_dir = os.path.join(workdir, 'pairs')
   out = cpu_scale.out_dir(_OUT.value, _WORKDIR, 'docs/compare_methods')

@@ -284,6 +284,12 @@ def test_compare_methods_plans_every_method_and_the_supervised_baseline():
   import pytest
   with pytest.raises(UserError, match="Unknown method 'simsiam'"):
     module.runs(['simsiam'])
+  # --pairs=augmented plans only the PA arms (the supervised run has none).
+  assert module.runs(['dino', 'supervised'], ['augmented']) == [
+      ('dino_pa', 'dino', 'augmented'),
+      ('supervised', 'supervised', 'augmented')]
+  with pytest.raises(UserError, match="Unknown pair source 'gps'"):
+    module.runs(['dino'], ['gps'])
   # Every other method keeps its own init (BYOL collapses from PyTorch's at
   # CPU scale) unless --init names one for all, and its own optimizer but
   # BYOL's and DINO's LARS, which lose rank there too: they take SimCLR's SGD.
