@@ -1,13 +1,21 @@
-"""Training: ``run(config, workdir)`` — mesh → data → state → jitted step → loop.
+"""Training: ``run(config, workdir)`` in five named steps.
 
-Sections, in order: data (sources and pairs), model and optimizer, state
-initialised directly on the mesh, resume from the latest checkpoint, the loop
-(metrics flushed every ``log_every_steps``; checkpoints every
-``checkpoint_every_steps`` and at the end; learning-curve evaluations every
-``eval.every_epochs``), and the final evaluation report.
+1. ``_data``: the mesh, the pretraining images and pairs, their batches.
+2. ``initial_state``: method, lr schedule, optimizer and a fresh TrainState
+   initialised directly on the mesh.
+3. ``_resume``: the latest readable checkpoint (or a fresh start; a finished,
+   evaluated workdir returns its report).
+4. ``_Loop``: one jitted step per iteration, then one block per concern —
+   metrics flushed every ``log_every_steps``, checkpoints every
+   ``checkpoint_every_steps``, a stop on SIGTERM/SIGINT, learning-curve
+   evaluations every ``eval.every_epochs`` — each behind ``itstime``.
+5. ``_report``: the final evaluation, eval.json and eval.md.
+
+``evaluate_init`` is steps 1, 2 and 5 with no step in between.
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -270,42 +278,22 @@ def evaluate_init(config: ml_collections.ConfigDict,
                   workdir: str) -> Dict[str, Any]:
   """Evaluates the encoder of ``config`` as initialised, before any step.
 
-  The random-init baseline of a comparison: the same network, seed and
-  evaluation as ``run(config, workdir)``'s, whose learning curve would
-  report the same numbers at epoch 0. Writes workdir/config.json and
-  workdir/eval.json (step 0, no training time).
+  The random-init baseline of a comparison: a run of ``config`` stopped
+  before its first step — the same data, network, seed and evaluation steps
+  as ``run(config, workdir)``, whose learning curve reports the same numbers
+  at epoch 0. Writes workdir/config.json and workdir/eval.json (step 0, no
+  training time).
   """
   validate_config(config)
   workdir = workdir_lib.prepare(workdir)
   with workdir_lib.exclusive(workdir, 'evaluation of the untrained encoder',
                              enabled=jax.process_index() == 0):
-    return _evaluate_init(config, workdir)
-
-
-def _evaluate_init(config, workdir: str) -> Dict[str, Any]:
-  mesh = sharding_lib.make_mesh()
-  source, pair_set = load_pretraining_data(config, workdir)
-  steps_per_epoch, total_steps = run_length(config, len(pair_set))
-  *_, state = initial_state(config, mesh, source, steps_per_epoch,
-                            total_steps)
-  is_main = jax.process_index() == 0
-  if is_main:
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      json.dump(config.to_dict(), f, indent=2, sort_keys=True)
-  evaluator = eval_lib.Evaluator(
-      config.eval, sources_lib.resolve_data_dir(config.data.data_dir),
-      config.data.image_size, config.model, mesh, seed=config.seed)
-  t0 = time.time()
-  results = evaluator(state_lib.encoder_variables(state))
-  for r in results.values():
-    r['step'] = 0
-  report = {}
-  if is_main:
-    report = eval_lib.write_report(workdir, results, {
-        'run': config.name, 'step': 0, 'epochs': 0.0, 'train_seconds': 0.0,
-        'eval_seconds': round(time.time() - t0, 2),
-        'skipped': evaluator.skipped})
-  return report
+    data = _data(config, workdir)
+    *_, state = initial_state(config, data.mesh, data.source,
+                              data.steps_per_epoch, data.total_steps)
+    _write_config(config, workdir)
+    return _report(config, workdir, _evaluator(config, data.mesh), state,
+                   0, data.steps_per_epoch, 0.0)
 
 
 def _finished_report(workdir, step, total_steps, config):
@@ -354,12 +342,19 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     return _run(config, workdir, stop_after_step)
 
 
-def _run(config, workdir: str, stop_after_step: int) -> Dict[str, Any]:
-  """``run`` in a prepared workdir whose lock this process holds."""
-  is_main = jax.process_index() == 0
-  config_dict = config.to_dict()
+@dataclasses.dataclass
+class _Data:
+  """The data step's output: mesh, images, pairs, batch stream, run length."""
+  mesh: Any
+  source: Any
+  pair_set: Any
+  batches: Any
+  steps_per_epoch: float
+  total_steps: int
 
-  # --- Data.
+
+def _data(config, workdir: str) -> _Data:
+  """Step 1: the mesh, the pretraining images and pairs, and their batches."""
   mesh = sharding_lib.make_mesh()
   sharding_lib.check_batch_size(config.batch_size, mesh)
   source, pair_set = load_pretraining_data(config, workdir)
@@ -367,174 +362,242 @@ def _run(config, workdir: str, stop_after_step: int) -> Dict[str, Any]:
   batches = pipeline.train_batches(
       source, pair_set, config.data, config.batch_size, config.seed,
       jax.process_index(), jax.process_count())
-  metrics_lib.say(
-      f'Pretraining on {source.name} {source.split}: {len(source)} images, '
-      f'{len(pair_set)} {config.data.pairs} pairs, {total_steps} steps of '
-      f'{config.batch_size} pairs on {mesh.devices.size} device(s).')
+  return _Data(mesh, source, pair_set, batches, steps_per_epoch, total_steps)
 
-  # --- Model, optimizer and state.
-  method, schedule, tx, state = initial_state(
-      config, mesh, source, steps_per_epoch, total_steps)
 
-  checkpoints = checkpoint_lib.Checkpoints(workdir, config.keep_checkpoints)
-  data_state, train_seconds, start = None, 0.0, 0
-  restored = checkpoints.restore_latest_good(
-      state, config_dict, workdir, restart=config.get('restart', False))
-  if restored is not None:
-    start, state, saved = restored
-    data_state, train_seconds = saved['iterator'], saved['train_seconds']
-    finished = _finished_report(workdir, start, total_steps, config)
-    if finished is not None:
-      metrics_lib.say(
-          f'{workdir} is finished (step {start} of {total_steps}, evaluated); '
-          'its results are in eval.json. To evaluate it again with other '
-          'settings: python main.py --config=configs/linear_eval.py '
-          f'--config.restore={workdir} [--config.eval.…].')
-      checkpoints.close()
-      return finished
-    metrics_lib.say(f'Resumed {workdir} at step {start}.')
-  if is_main:
+def _write_config(config, workdir: str) -> None:
+  if jax.process_index() == 0:
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      json.dump(config_dict, f, indent=2, sort_keys=True)
+      json.dump(config.to_dict(), f, indent=2, sort_keys=True)
 
-  data_sharding = sharding_lib.data_sharding(mesh)
-  state_sharding = jax.tree.map(lambda x: x.sharding, state)
-  train_step = jax.jit(
-      make_train_step(method, tx, schedule, config.seed),
-      in_shardings=(state_sharding, data_sharding),
-      out_shardings=(state_sharding, sharding_lib.replicated(mesh)),
-      donate_argnums=0)
 
-  data_dir = sources_lib.resolve_data_dir(config.data.data_dir)
-  evaluator = eval_lib.Evaluator(config.eval, data_dir, config.data.image_size,
-                                 config.model, mesh, seed=config.seed)
-  curve_steps = _curve_steps(config, steps_per_epoch, total_steps)
-  curve_path = os.path.join(workdir, 'eval_curve.jsonl')
-  if is_main:
-    metrics_lib.truncate_jsonl(curve_path, start)
+def _evaluator(config, mesh) -> eval_lib.Evaluator:
+  return eval_lib.Evaluator(
+      config.eval, sources_lib.resolve_data_dir(config.data.data_dir),
+      config.data.image_size, config.model, mesh, seed=config.seed)
 
-  last_curve = {}
 
-  def evaluate_curve_point(step):
-    results = evaluator(state_lib.encoder_variables(state))
-    last_curve[step] = results
-    row = {'step': step, 'epoch': curve_steps[step],
-           'train_seconds': round(train_seconds, 2), 'results': results}
-    if is_main:
-      with open(curve_path, 'a') as f:
-        f.write(json.dumps(row) + '\n')
-      summary = ', '.join(f'{d} ' + '/'.join(
-          f'{k}={v:.1f}' for k, v in r.items()
-          if k.startswith(('knn@', 'probe')) and k not in (
-              'probe_l2', 'probe_iterations')) for d, r in results.items())
-      logger.message(f'epoch {curve_steps[step]:g} (step {step}): {summary}')
-      for d, r in results.items():
-        logger.scalars(step, f'eval/{d}', r)
+def _resume(config, workdir, checkpoints, state, total_steps):
+  """Step 3: (start step, state, iterator state, train seconds, finished
+  report or None) from the latest readable checkpoint, or a fresh start."""
+  restored = checkpoints.restore_latest_good(
+      state, config.to_dict(), workdir, restart=config.get('restart', False))
+  if restored is None:
+    return 0, state, None, 0.0, None
+  start, state, saved = restored
+  finished = _finished_report(workdir, start, total_steps, config)
+  if finished is not None:
+    metrics_lib.say(
+        f'{workdir} is finished (step {start} of {total_steps}, evaluated); '
+        'its results are in eval.json. To evaluate it again with other '
+        'settings: python main.py --config=configs/linear_eval.py '
+        f'--config.restore={workdir} [--config.eval.…].')
+  else:
+    metrics_lib.say(f'Resumed {workdir} at step {start}.')
+  return start, state, saved['iterator'], saved['train_seconds'], finished
 
-  kill_in_save = int(os.environ.get(KILL_IN_SAVE_ENV, '0') or 0)
 
-  def save(step):
-    checkpoints.save(step, state, {'iterator': iterator.state(),
-                                   'train_seconds': train_seconds},
-                     config_dict)
-    if step == kill_in_save:
-      os.kill(os.getpid(), signal.SIGKILL)
+def itstime(step: int, every: int, total_steps: int) -> bool:
+  """Whether a task done every ``every`` steps (0: only at the end) is due
+  after ``step``: at its multiples and after the last step."""
+  return step == total_steps or (every > 0 and step % every == 0)
 
-  # --- Loop.
-  refresh = None
-  if getattr(pair_set, 'refresh_epochs', 0):
-    refresh = refresh_lib.NeighbourRefresh(config, source, pair_set, workdir)
-    if start < total_steps:
-      refresh.ensure(start + 1, state)
 
-  def make_iterator(position_state):
-    return pipeline.DeviceIterator(
-        batches, data_sharding, position_state,
-        num_threads=config.data.num_workers, prefetch=config.data.prefetch)
-
-  iterator = make_iterator(data_state)
-  logger = metrics_lib.MetricsLogger(workdir, total_steps, start,
-                                     config.batch_size,
-                                     progress=config.progress and is_main,
-                                     write_files=is_main)
-  pending, first_pending = [], start + 1
-  kill_at = int(os.environ.get(KILL_AT_STEP_ENV, '0') or 0)
-  signals = _StopSignals()
-  try:
-    done = {r['step'] for r in metrics_lib.read_jsonl(curve_path)}
-    if start in curve_steps and start not in done:
-      evaluate_curve_point(start)
-    t_last = time.time()
-    for step in range(start + 1, total_steps + 1):
-      if refresh is not None and refresh.ensure(step, state):
-        iterator = make_iterator(iterator.state())  # Drop stale prefetches.
-      state, m = train_step(state, next(iterator))
-      pending.append(m)
-      # A non-finite step stops the run at once, naming that step: its flag
-      # is read one step late, after the next step is queued, so the check
-      # never leaves the device idle.
-      if len(pending) > 1 and int(pending[-2]['nonfinite']):
-        logger.write(first_pending, jax.device_get(pending[:-1]))  # Raises.
-      stopping = (signals.stop_now(step, config.log_every_steps) or
-                  step == stop_after_step)
-      boundary = (step % config.log_every_steps == 0 or step == total_steps or
-                  step % config.checkpoint_every_steps == 0 or
-                  step in curve_steps or stopping)
-      if boundary:
-        logger.write(first_pending, jax.device_get(pending))
-        pending, first_pending = [], step + 1
-        now = time.time()
-        train_seconds += now - t_last
-        if (step % config.checkpoint_every_steps == 0 or step == total_steps
-            or stopping):
-          save(step)
-        if stopping:
-          checkpoints.wait()
-          cause = (f'by {signals.signal_name}' if signals.signal_name else
-                   'as asked (stop_after_step)')
-          raise Preempted(
-              f'Stopped {cause} after step {step}; the '
-              f'checkpoint is in {checkpoints.directory}/{step} — rerun the '
-              'same command to resume.')
-        if step in curve_steps:
-          evaluate_curve_point(step)
-        t_last = time.time()
-      if step == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
-  finally:
-    signals.restore()
-    logger.close()
+def _run(config, workdir: str, stop_after_step: int) -> Dict[str, Any]:
+  """``run`` in a prepared workdir whose lock this process holds: data,
+  state, resume, loop, report."""
+  data = _data(config, workdir)
+  metrics_lib.say(
+      f'Pretraining on {data.source.name} {data.source.split}: '
+      f'{len(data.source)} images, {len(data.pair_set)} {config.data.pairs} '
+      f'pairs, {data.total_steps} steps of {config.batch_size} pairs on '
+      f'{data.mesh.devices.size} device(s).')
+  method, schedule, tx, state = initial_state(
+      config, data.mesh, data.source, data.steps_per_epoch, data.total_steps)
+  checkpoints = checkpoint_lib.Checkpoints(workdir, config.keep_checkpoints)
+  start, state, data_state, train_seconds, finished = _resume(
+      config, workdir, checkpoints, state, data.total_steps)
+  if finished is not None:
     checkpoints.close()
-
-  # --- Final evaluation. Training is over and its checkpoint saved: a
-  # SIGTERM or Ctrl-C now stops with the documented 75, and the rerun
-  # evaluates.
+    return finished
+  _write_config(config, workdir)
+  loop = _Loop(config, workdir, data, checkpoints, (method, tx, schedule),
+               state, start, data_state, train_seconds, stop_after_step)
+  loop.run()
+  # Training is over and its checkpoint saved: a SIGTERM or Ctrl-C now stops
+  # with the documented 75, and the rerun evaluates.
   with _signals_raise_preempted(
       f'during the final evaluation; training is finished and checkpoint '
-      f'{total_steps} is saved in {checkpoints.directory} — rerun the same '
-      'command to evaluate it.'):
-    t0 = time.time()
-    if os.environ.get(PAUSE_BEFORE_EVAL_ENV) and is_main:
+      f'{data.total_steps} is saved in {checkpoints.directory} — rerun the '
+      'same command to evaluate it.'):
+    if os.environ.get(PAUSE_BEFORE_EVAL_ENV) and jax.process_index() == 0:
       open(os.path.join(workdir, 'final_eval_started'), 'w').close()
       time.sleep(60)
-    last = total_steps
-    # Decide from the config, not from files, so every process of a
-    # multi-host run takes the same branch (the evaluator is a collective).
-    if last in last_curve:
-      results = last_curve[last]
-    elif last in curve_steps:  # A finished run started again: all read it.
-      results = [r for r in metrics_lib.read_jsonl(curve_path)
-                 if r['step'] == last][0]['results']
-    else:
-      results = evaluator(state_lib.encoder_variables(state))
-    for r in results.values():
-      r['step'] = last
-    report = {}
-    if is_main:
-      report = eval_lib.write_report(workdir, results, {
-          'run': config.name, 'step': last, 'epochs': last / steps_per_epoch,
-          'train_seconds': round(train_seconds, 2),
-          'eval_seconds': round(time.time() - t0, 2),
-          'skipped': evaluator.skipped})
-  return report
+    return _report(config, workdir, loop.evaluator, loop.state,
+                   data.total_steps, data.steps_per_epoch, loop.train_seconds,
+                   loop.curve_results(data.total_steps))
 
+
+def _report(config, workdir, evaluator, state, step, steps_per_epoch,
+            train_seconds, results=None) -> Dict[str, Any]:
+  """Step 5: evaluates ``state`` (unless its ``results`` are known) and
+  writes eval.json / eval.md; returns the report (empty off process 0)."""
+  t0 = time.time()
+  if results is None:
+    results = evaluator(state_lib.encoder_variables(state))
+  for r in results.values():
+    r['step'] = step
+  if jax.process_index() != 0:
+    return {}
+  return eval_lib.write_report(workdir, results, {
+      'run': config.name, 'step': step, 'epochs': step / steps_per_epoch,
+      'train_seconds': round(train_seconds, 2),
+      'eval_seconds': round(time.time() - t0, 2),
+      'skipped': evaluator.skipped})
+
+
+class _Loop:
+  """Step 4, the training loop: after each step, one flat block per concern
+  — log, checkpoint, stop, evaluate — each behind its own ``itstime``."""
+
+  def __init__(self, config, workdir, data, checkpoints, method_tx_schedule,
+               state, start, data_state, train_seconds, stop_after_step):
+    method, tx, schedule = method_tx_schedule
+    self.config, self.data, self.checkpoints = config, data, checkpoints
+    self.state, self.start, self.train_seconds = state, start, train_seconds
+    self.stop_after_step = stop_after_step
+    self.is_main = jax.process_index() == 0
+    self.data_sharding = sharding_lib.data_sharding(data.mesh)
+    state_sharding = jax.tree.map(lambda x: x.sharding, state)
+    self.train_step = jax.jit(
+        make_train_step(method, tx, schedule, config.seed),
+        in_shardings=(state_sharding, self.data_sharding),
+        out_shardings=(state_sharding, sharding_lib.replicated(data.mesh)),
+        donate_argnums=0)
+    self.evaluator = _evaluator(config, data.mesh)
+    self.curve_steps = _curve_steps(config, data.steps_per_epoch,
+                                    data.total_steps)
+    self.curve_path = os.path.join(workdir, 'eval_curve.jsonl')
+    if self.is_main:
+      metrics_lib.truncate_jsonl(self.curve_path, start)
+    self._curve = {}  # {step: results} evaluated by this process.
+    self.refresh = None
+    if getattr(data.pair_set, 'refresh_epochs', 0):
+      self.refresh = refresh_lib.NeighbourRefresh(config, data.source,
+                                                  data.pair_set, workdir)
+      if start < data.total_steps:
+        self.refresh.ensure(start + 1, state)
+    self.iterator = self._iterator(data_state)
+    self.logger = metrics_lib.MetricsLogger(
+        workdir, data.total_steps, start, config.batch_size,
+        progress=config.progress and self.is_main, write_files=self.is_main)
+    self.pending, self.first_pending = [], start + 1
+    self.kill_at = int(os.environ.get(KILL_AT_STEP_ENV, '0') or 0)
+    self.kill_in_save = int(os.environ.get(KILL_IN_SAVE_ENV, '0') or 0)
+
+  def _iterator(self, position_state):
+    return pipeline.DeviceIterator(
+        self.data.batches, self.data_sharding, position_state,
+        num_threads=self.config.data.num_workers,
+        prefetch=self.config.data.prefetch)
+
+  def run(self):
+    c, total = self.config, self.data.total_steps
+    signals = _StopSignals()
+    try:
+      done = {r['step'] for r in metrics_lib.read_jsonl(self.curve_path)}
+      if self.start in self.curve_steps and self.start not in done:
+        self._evaluate(self.start)
+      self.t_last = time.time()
+      for step in range(self.start + 1, total + 1):
+        self._train(step)
+        stop = (signals.stop_now(step, c.log_every_steps) or
+                step == self.stop_after_step)
+        log = itstime(step, c.log_every_steps, total) or stop
+        save = itstime(step, c.checkpoint_every_steps, total) or stop
+        evaluate = step in self.curve_steps
+        if log or save or evaluate:  # Metrics and time up to this step.
+          self._log(step)
+        if save:
+          self._save(step)
+        if stop:
+          self._stop(step, signals.signal_name)
+        if evaluate:
+          self._evaluate(step)
+        if log or save or evaluate:  # Time spent on them is not training.
+          self.t_last = time.time()
+        if step == self.kill_at:
+          os.kill(os.getpid(), signal.SIGKILL)
+    finally:
+      signals.restore()
+      self.logger.close()
+      self.checkpoints.close()
+
+  def _train(self, step):
+    """One step (after a due neighbour refresh) and the non-finite check."""
+    if self.refresh is not None and self.refresh.ensure(step, self.state):
+      self.iterator = self._iterator(self.iterator.state())  # Drop stale.
+    self.state, m = self.train_step(self.state, next(self.iterator))
+    self.pending.append(m)
+    # A non-finite step stops the run at once, naming that step: its flag is
+    # read one step late, after the next step is queued, so the check never
+    # leaves the device idle.
+    if len(self.pending) > 1 and int(self.pending[-2]['nonfinite']):
+      self.logger.write(self.first_pending,
+                        jax.device_get(self.pending[:-1]))  # Raises.
+
+  def _log(self, step):
+    self.logger.write(self.first_pending, jax.device_get(self.pending))
+    self.pending, self.first_pending = [], step + 1
+    now = time.time()
+    self.train_seconds += now - self.t_last
+    self.t_last = now
+
+  def _save(self, step):
+    self.checkpoints.save(step, self.state,
+                          {'iterator': self.iterator.state(),
+                           'train_seconds': self.train_seconds},
+                          self.config.to_dict())
+    if step == self.kill_in_save:
+      os.kill(os.getpid(), signal.SIGKILL)
+
+  def _stop(self, step, signal_name):
+    self.checkpoints.wait()
+    cause = (f'by {signal_name}' if signal_name else
+             'as asked (stop_after_step)')
+    raise Preempted(
+        f'Stopped {cause} after step {step}; the checkpoint is in '
+        f'{self.checkpoints.directory}/{step} — rerun the same command to '
+        'resume.')
+
+  def _evaluate(self, step):
+    """A learning-curve point: eval_curve.jsonl, the log and TensorBoard."""
+    results = self.evaluator(state_lib.encoder_variables(self.state))
+    self._curve[step] = results
+    epoch = self.curve_steps[step]
+    row = {'step': step, 'epoch': epoch,
+           'train_seconds': round(self.train_seconds, 2), 'results': results}
+    if not self.is_main:
+      return
+    with open(self.curve_path, 'a') as f:
+      f.write(json.dumps(row) + '\n')
+    summary = ', '.join(f'{d} ' + '/'.join(
+        f'{k}={v:.1f}' for k, v in r.items()
+        if k.startswith(('knn@', 'probe')) and k not in (
+            'probe_l2', 'probe_iterations')) for d, r in results.items())
+    self.logger.message(f'epoch {epoch:g} (step {step}): {summary}')
+    for d, r in results.items():
+      self.logger.scalars(step, f'eval/{d}', r)
+
+  def curve_results(self, step):
+    """The results of the curve point at ``step``, if it has one, else None.
+
+    Decided from the config, not from files, so every process of a
+    multi-host run takes the same branch (the evaluator is a collective).
+    """
+    if step in self._curve:
+      return self._curve[step]
+    if step in self.curve_steps:  # A finished run started again: all read it.
+      return [r for r in metrics_lib.read_jsonl(self.curve_path)
+              if r['step'] == step][0]['results']
+    return None

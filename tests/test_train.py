@@ -321,3 +321,9 @@ def test_cli_fills_the_persistent_compilation_cache(synthetic_npz, tmp_path):
                  timeout=300)
   entries = os.listdir(cache)
   assert any(e.startswith('jit_train_step') for e in entries), entries
+
+
+def test_itstime_is_due_at_multiples_and_after_the_last_step():
+  assert [s for s in range(1, 13) if train.itstime(s, 5, 12)] == [5, 10, 12]
+  assert [s for s in range(1, 13) if train.itstime(s, 0, 12)] == [12]
+  assert [s for s in range(1, 4) if train.itstime(s, 1, 3)] == [1, 2, 3]
