@@ -1,17 +1,11 @@
-r"""python main.py --config=configs/barlow_pa.py
+"""python main.py --config=configs/barlow_pa.py
 
-Barlow Twins on augmented pairs (PA): cross-correlation to the identity, λ 0.0051, 2048-2048-2048 projector.
-
-  python main.py --config=configs/barlow_pa.py:runlocal     # CPU minutes
-  python main.py --config=configs/barlow_pa.py:smoke        # seconds (tests)
-
-Defaults: configs/common.py METHOD_DEFAULTS (METHODS.md §3), paper shape
-ResNet-50 (CIFAR stem), 64 px, batch 256, 200 epochs; ':arch=vit_small' uses
-a ViT (patch --config.model.patch_size, default 8).
+configs/barlow.py with pairs=pa (augmented pairs): its docstring
+has the settings, the other switches and the expected results.
 """
 
-from configs import common
+from configs import barlow
 
 
 def get_config(arg=None):
-  return common.pretrain_config('barlow', 'augmented', 'barlow_pa', arg)
+  return barlow.get_config('pairs=pa,' + (arg or ''))

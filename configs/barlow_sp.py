@@ -1,17 +1,11 @@
-r"""python main.py --config=configs/barlow_sp.py
+"""python main.py --config=configs/barlow_sp.py
 
-Barlow Twins on semantic pairs (PS): cross-correlation to the identity, λ 0.0051, 2048-2048-2048 projector.
-
-  python main.py --config=configs/barlow_sp.py:runlocal     # CPU minutes
-  python main.py --config=configs/barlow_sp.py:smoke        # seconds (tests)
-
-Defaults: configs/common.py METHOD_DEFAULTS (METHODS.md §3), paper shape
-ResNet-50 (CIFAR stem), 64 px, batch 256, 200 epochs; ':arch=vit_small' uses
-a ViT (patch --config.model.patch_size, default 8).
+configs/barlow.py with pairs=sp (semantic pairs): its docstring
+has the settings, the other switches and the expected results.
 """
 
-from configs import common
+from configs import barlow
 
 
 def get_config(arg=None):
-  return common.pretrain_config('barlow', 'semantic', 'barlow_sp', arg)
+  return barlow.get_config('pairs=sp,' + (arg or ''))

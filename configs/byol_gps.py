@@ -6,7 +6,7 @@ GPS-SSL with BYOL: nearest-neighbour positives in a prior embedding.
   python main.py --config=configs/byol_gps.py:smoke        # seconds (tests)
   python main.py --config=configs/byol_gps.py:aug=weak    # flip only (GPS-SSL)
 
-Defaults: configs/common.py METHOD_DEFAULTS and MINED_DATA (CIFAR-10, ResNet-18, 32 px).
+Defaults: the method's settings in configs/<method>.py, and configs/common.py MINED_DATA (CIFAR-10, ResNet-18, 32 px).
 """
 
 from configs import common

@@ -132,67 +132,126 @@ def eval_config() -> ml_collections.ConfigDict:
   ))
 
 
-# Per-method defaults for small images (METHODS.md §3): the method's own
-# settings, the optimizer (name, base lr for batch 256, weight decay) and the
-# augmentation preset.
-METHOD_DEFAULTS = {
-    'simclr': (dict(temperature=0.2, proj_hidden_dim=2048, proj_dim=128,
-                    proj_layers=2, bn_per_view=False),
-               dict(name='lars', base_lr=0.4, weight_decay=1e-4), 'strong'),
-    'mocov2': (dict(temperature=0.2, proj_hidden_dim=2048, proj_dim=256,
-                    # The paper's EMA and its 8 GPUs' shuffled BN; with
-                    # EMA 0.99 the embedding outran the queue (BENCHMARKS.md).
-                    queue_size=16384, ema_base=0.999, symmetric=True,
-                    shuffle_bn_groups=8),
-               dict(name='sgd', base_lr=0.3, weight_decay=1e-4), 'strong'),
-    'byol': (dict(proj_hidden_dim=4096, proj_dim=256, pred_hidden_dim=4096,
-                  ema_base=0.99),
-             dict(name='lars', base_lr=1.0, weight_decay=1e-5), 'asymmetric'),
-    'dino': (dict(proj_hidden_dim=2048, bottleneck_dim=256,
-                  num_prototypes=4096, student_temp=0.1,
-                  teacher_temp_start=0.04, teacher_temp=0.07,
-                  teacher_temp_warmup_epochs=30.0, center_momentum=0.9,
-                  ema_base=0.996, freeze_last_layer_epochs=1.0,
-                  use_bn_in_head=False),
-             dict(name='lars', base_lr=0.3, weight_decay=1e-5), 'asymmetric'),
-    'vicreg': (dict(proj_hidden_dim=2048, proj_dim=2048, proj_layers=3,
-                    sim_weight=25.0, var_weight=25.0, cov_weight=1.0),
-               dict(name='lars', base_lr=0.3, weight_decay=1e-4),
-               'asymmetric'),
-    'barlow': (dict(proj_hidden_dim=2048, proj_dim=2048, proj_layers=3,
-                    lambd=0.0051, scale=1.0),
-               # The paper's biases and BN parameters: lr 0.0048 / 0.2.
-               dict(name='lars', base_lr=0.3, weight_decay=1e-4,
-                    bias_lr_factor=0.024),
-               'asymmetric'),
-    'pirl': (dict(proj_dim=128, temperature=0.07, num_negatives=4096,
-                  bank_momentum=0.5, jigsaw_weight=0.5, objective='infonce'),
-             dict(name='sgd', base_lr=0.12, weight_decay=1e-4), 'strong'),
-    'supervised': (dict(), dict(name='sgd', base_lr=0.1, weight_decay=5e-4),
-                   'weak_rrc'),
-}
 # Head sizes for ':smoke' (seconds-long tests), applied where a method has them.
 SMOKE_METHOD = dict(proj_hidden_dim=32, proj_dim=16, pred_hidden_dim=32,
                     bottleneck_dim=16, num_prototypes=64, queue_size=64,
                     num_negatives=32, shuffle_bn_groups=2)
 
+# The CPU-scale studies' shape (``scale=cpu``; launch/compare_*.py and
+# ``reproduce --scale=cpu`` take these as their flag defaults): Tiny-ImageNet
+# train, all 200 classes × 100 images (PS and PA on the same images), views
+# cut from the stored 64-px images at 32 px, ResNet-18 width 1/4, batch 128,
+# 8 epochs, evaluated on CIFAR-10 and Tiny-ImageNet val with every training
+# image.
+CPU_SCALE = dict(arch='resnet18', width=0.25, image_size=32, batch_size=128,
+                 epochs=8.0, seed=0, eval_datasets='cifar10,tiny_imagenet',
+                 eval_train_limit=0)
+CPU_PAIRS = dict(classes='all', pairs_per_class=100, match='images',
+                 load_size=-1)
+# lightly's CIFAR-10 benchmark optimizer (SGD, lr 0.06 at batch 128, weight
+# decay 5e-4): the CPU recipe of methods whose own optimizer fails there.
+LIGHTLY_SGD = dict(name='sgd', base_lr=0.12, weight_decay=5e-4,
+                   warmup_epochs=0.0)
 
-def method_config(name: str):
-  """(method ConfigDict, optimizer overrides, augmentation preset) of a method."""
-  method, optim, preset = METHOD_DEFAULTS[name]
-  return ml_collections.ConfigDict(dict(name=name, **method)), optim, preset
+
+def simclr_jitter(strength: float):
+  """SimCLR's colour jitter of strength s: brightness, contrast, saturation
+  0.8·s and hue 0.2·s."""
+  return (0.8 * strength, 0.8 * strength, 0.8 * strength, 0.2 * strength)
 
 
-def pretrain_config(method: str, pairs: str, name: str, arg):
-  """The full config of ``method`` on ``pairs`` (see base_config)."""
-  method_cfg, optim, preset = method_config(method)
-  c = base_config(method_cfg, pairs, name, arg)
-  c.optim.update(optim)
-  c.data.augment.preset = preset
-  if method == 'simclr':
-    # SimCLR's stronger colour jitter (solo-learn's CIFAR/ImageNet-100 setting).
-    c.data.augment.color_jitter = (0.8, 0.8, 0.8, 0.2)
+def set_scale(c, *, arch: str, width: float, image_size: int,
+              batch_size: int, epochs: float, seed: int, eval_datasets: str,
+              eval_train_limit: int, eval_every: float = 0.0):
+  """Sets a study's shared scale and evaluation on one run's config."""
+  c.data.image_size = image_size
+  c.model.arch, c.model.width_multiplier = arch, width
+  c.batch_size = batch_size
+  c.total_steps = 0
+  c.epochs = epochs
+  c.seed = seed
+  c.checkpoint_every_steps = 200
+  c.log_every_steps = 10
+  c.eval.datasets = eval_datasets
+  c.eval.train_limit = eval_train_limit
+  c.eval.test_limit = 0
+  c.eval.every_epochs = eval_every
+  c.eval.probe_max_iter = 1000
   return c
+
+
+def apply_cpu_recipe(c, cpu):
+  """A method's CPU recipe (its config file's ``CPU``): warm-up of one epoch
+  or a quarter of the run, then the recipe's optim/method/augment/model
+  entries."""
+  c.optim.warmup_epochs = min(1.0, c.epochs / 4)
+  for section, values in cpu.items():
+    target = c.data.augment if section == 'augment' else c[section]
+    for key, value in values.items():
+      target[key] = value
+  return c
+
+
+def round_queue(c):
+  """A queue (MoCo) holds a whole number of the keys enqueued per step."""
+  if 'queue_size' in c.method:
+    keys = c.batch_size * (2 if c.method.symmetric else 1)
+    c.method.queue_size = max(keys, c.method.queue_size // keys * keys)
+  return c
+
+
+PAIRS_SWITCH = {'sp': 'semantic', 'pa': 'augmented'}
+
+
+def method_pretrain_config(method, optim, augment, cpu, arg):
+  """A method config file's config: its settings (``method``, ``optim``,
+  ``augment``; ``cpu`` is its CPU recipe) on the pair source of the switch
+  ``pairs=sp|pa`` (default sp), at the paper's shape or, with
+  ``scale=cpu``, the CPU-scale studies'; then the common switches."""
+  own, rest = split_switches(arg, pairs='sp', scale='paper')
+  if own.pairs not in PAIRS_SWITCH:
+    raise ValueError(f'Unknown pairs={own.pairs!r}; use pairs=sp (semantic '
+                     'pairs) or pairs=pa (augmented pairs).')
+  if own.scale not in ('paper', 'cpu'):
+    raise ValueError(f'Unknown scale={own.scale!r}; use scale=paper '
+                     '(default) or scale=cpu (the CPU-scale studies).')
+  name = f'{method["name"]}_{own.pairs}'
+  cpu_scale = own.scale == 'cpu'
+  c = pretrain_config(method, optim, augment, PAIRS_SWITCH[own.pairs], name,
+                      ','.join(['runlocal', rest or '']) if cpu_scale
+                      else rest)
+  c.name = run_name(name, ','.join(
+      t for t in (arg or '').split(',') if not t.strip().startswith('pairs=')))
+  if cpu_scale:
+    args = parse_arg(rest, **SWITCHES)
+    set_scale(c, **dict(CPU_SCALE, seed=args.seed))
+    c.data.classes = CPU_PAIRS['classes']
+    c.data.pairs_per_class = CPU_PAIRS['pairs_per_class']
+    c.data.match = CPU_PAIRS['match']
+    c.data.load_size = CPU_PAIRS['load_size']
+    apply_cpu_recipe(c, cpu)
+    if args.arch:
+      c.model.arch = args.arch
+    if args.size:
+      c.data.image_size = args.size
+    round_queue(c)
+  return c
+
+
+def pretrain_config(method, optim, augment, pairs: str, name: str, arg):
+  """The full config of the method settings ``method`` (a dict with its
+  name), optimizer overrides ``optim`` and augmentation overrides
+  ``augment`` on ``pairs`` (see base_config)."""
+  c = base_config(ml_collections.ConfigDict(dict(method)), pairs, name, arg)
+  c.optim.update(optim)
+  c.data.augment.update(augment)
+  return c
+
+
+def method_module(name: str):
+  """configs/<name>.py, the config file of a method."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  return importlib.import_module(f'configs.{name}')
 
 
 def split_switches(arg, **spec):
@@ -225,7 +284,8 @@ def mined_config(method: str, pairs: str, name: str, arg):
   """
   own, rest = split_switches(arg, aug='strong')
   args = parse_arg(rest, **SWITCHES)
-  c = pretrain_config(method, pairs, name, rest)
+  m = method_module(method)
+  c = pretrain_config(m.METHOD, m.OPTIM, m.AUGMENT, pairs, name, rest)
   c.name = run_name(name, arg)
   where = MINED_DATA[pairs]
   c.data.dataset = where['dataset']

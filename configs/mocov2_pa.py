@@ -1,17 +1,11 @@
-r"""python main.py --config=configs/mocov2_pa.py
+"""python main.py --config=configs/mocov2_pa.py
 
-MoCo v2(+) on augmented pairs (PA): momentum key encoder, a queue of 16384 negatives, symmetric loss, SGD.
-
-  python main.py --config=configs/mocov2_pa.py:runlocal     # CPU minutes
-  python main.py --config=configs/mocov2_pa.py:smoke        # seconds (tests)
-
-Defaults: configs/common.py METHOD_DEFAULTS (METHODS.md §3), paper shape
-ResNet-50 (CIFAR stem), 64 px, batch 256, 200 epochs; ':arch=vit_small' uses
-a ViT (patch --config.model.patch_size, default 8).
+configs/mocov2.py with pairs=pa (augmented pairs): its docstring
+has the settings, the other switches and the expected results.
 """
 
-from configs import common
+from configs import mocov2
 
 
 def get_config(arg=None):
-  return common.pretrain_config('mocov2', 'augmented', 'mocov2_pa', arg)
+  return mocov2.get_config('pairs=pa,' + (arg or ''))

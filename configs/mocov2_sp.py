@@ -1,17 +1,11 @@
-r"""python main.py --config=configs/mocov2_sp.py
+"""python main.py --config=configs/mocov2_sp.py
 
-MoCo v2(+) on semantic pairs (PS): momentum key encoder, a queue of 16384 negatives, symmetric loss, SGD.
-
-  python main.py --config=configs/mocov2_sp.py:runlocal     # CPU minutes
-  python main.py --config=configs/mocov2_sp.py:smoke        # seconds (tests)
-
-Defaults: configs/common.py METHOD_DEFAULTS (METHODS.md §3), paper shape
-ResNet-50 (CIFAR stem), 64 px, batch 256, 200 epochs; ':arch=vit_small' uses
-a ViT (patch --config.model.patch_size, default 8).
+configs/mocov2.py with pairs=sp (semantic pairs): its docstring
+has the settings, the other switches and the expected results.
 """
 
-from configs import common
+from configs import mocov2
 
 
 def get_config(arg=None):
-  return common.pretrain_config('mocov2', 'semantic', 'mocov2_sp', arg)
+  return mocov2.get_config('pairs=sp,' + (arg or ''))

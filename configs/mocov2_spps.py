@@ -7,7 +7,7 @@ partner's key in the multi-positive InfoNCE.
   python main.py --config=configs/mocov2_spps.py:smoke        # seconds (tests)
   ... --config.data.spps.prior=checkpoint:runs/simclr_pa  # the semantic sampler
 
-Defaults: configs/common.py METHOD_DEFAULTS and MINED_DATA (CIFAR-10, ResNet-18, 32 px).
+Defaults: the method's settings in configs/<method>.py, and configs/common.py MINED_DATA (CIFAR-10, ResNet-18, 32 px).
 """
 
 from configs import common

@@ -8,7 +8,7 @@ region with the same region tracked into the later frame.
   python main.py --config=configs/mocov2_temporal.py:smoke        # seconds (tests)
   ... --config.data.dataset=video_carphone_pristine.npz  # another video
 
-Defaults: configs/common.py METHOD_DEFAULTS and MINED_DATA (video_bikes.npz, ResNet-18, 64 px).
+Defaults: the method's settings in configs/<method>.py, and configs/common.py MINED_DATA (video_bikes.npz, ResNet-18, 64 px).
 """
 
 from configs import common

@@ -1,17 +1,11 @@
-r"""python main.py --config=configs/pirl_pa.py
+"""python main.py --config=configs/pirl_pa.py
 
-PIRL on augmented pairs (PA): f(anchor) and g(jigsaw of the partner) against a memory bank of anchors, τ 0.07.
-
-  python main.py --config=configs/pirl_pa.py:runlocal     # CPU minutes
-  python main.py --config=configs/pirl_pa.py:smoke        # seconds (tests)
-
-Defaults: configs/common.py METHOD_DEFAULTS (METHODS.md §3), paper shape
-ResNet-50 (CIFAR stem), 64 px, batch 256, 200 epochs; ':arch=vit_small' uses
-a ViT (patch --config.model.patch_size, default 8).
+configs/pirl.py with pairs=pa (augmented pairs): its docstring
+has the settings, the other switches and the expected results.
 """
 
-from configs import common
+from configs import pirl
 
 
 def get_config(arg=None):
-  return common.pretrain_config('pirl', 'augmented', 'pirl_pa', arg)
+  return pirl.get_config('pairs=pa,' + (arg or ''))

@@ -8,7 +8,7 @@ neighbours in a prior embedding (data.gps: prior, k, metric, refresh_epochs).
   python main.py --config=configs/simclr_gps.py:aug=weak  # flip only (GPS-SSL)
   ... --config.data.gps.prior=checkpoint:runs/simclr_pa   # a trained encoder
 
-Defaults: configs/common.py METHOD_DEFAULTS and MINED_DATA (CIFAR-10, ResNet-18, 32 px).
+Defaults: the method's settings in configs/<method>.py, and configs/common.py MINED_DATA (CIFAR-10, ResNet-18, 32 px).
 """
 
 from configs import common

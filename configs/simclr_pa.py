@@ -1,17 +1,11 @@
-r"""python main.py --config=configs/simclr_pa.py
+"""python main.py --config=configs/simclr_pa.py
 
-SimCLR on augmented pairs (PA): the paper's baseline.
-
-  python main.py --config=configs/simclr_pa.py:runlocal     # ~3 CPU minutes
-  python main.py --config=configs/simclr_pa.py:smoke        # seconds (tests)
-
-Each image's partner is a random "pair transform" of itself (crop, rotation,
-flip, colour jitter); then both go through the same view pipeline as PS.
---config.data.pair_transform=none gives plain two-view SimCLR.
+configs/simclr.py with pairs=pa (augmented pairs): its docstring
+has the settings, the other switches and the expected results.
 """
 
-from configs import common
+from configs import simclr
 
 
 def get_config(arg=None):
-  return common.pretrain_config('simclr', 'augmented', 'simclr_pa', arg)
+  return simclr.get_config('pairs=pa,' + (arg or ''))

@@ -53,6 +53,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import importlib
 
+from configs import common
 from launch import cpu_scale
 from launch import records
 from ssl_pairs import checkpoint
@@ -149,20 +150,15 @@ def run_config(name, pair_file):
     c.optim.name = _OPTIMIZER.value
     c.optim.base_lr = _LR.value
     c.optim.weight_decay = _WD.value
-  c.optim.warmup_epochs = min(1.0, _EPOCHS.value / 4)
-  if _OPTIMIZER.value == 'method':
-    cpu_scale.apply_cpu_optimizer(c, c.method.name)
+    c.optim.warmup_epochs = min(1.0, _EPOCHS.value / 4)
+  else:  # The method's CPU recipe (SimCLR's: compare_pairs' two arms).
+    cpu_scale.apply_cpu_recipe(c)
   c.data.load_size = _LOAD_SIZE.value
-  if name.startswith('simclr') and _OPTIMIZER.value == 'method':
-    # SimCLR's CPU recipe: these runs are compare_pairs' two arms.
-    cpu_scale.apply_simclr_recipe(c, **cpu_scale.SIMCLR_RECIPE)
   if _ARCH.value.startswith('vit'):
     c.model.init = 'default'  # ViTs initialise as their paper does.
   elif _INIT.value != 'method':
     c.model.init = _INIT.value
-  if 'queue_size' in c.method:  # A multiple of the keys enqueued per step.
-    keys = _BATCH.value * (2 if c.method.symmetric else 1)
-    c.method.queue_size = max(keys, c.method.queue_size // keys * keys)
+  common.round_queue(c)
   return c
 
 

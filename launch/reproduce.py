@@ -55,6 +55,7 @@ from absl import logging
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from configs import common
 from launch import cpu_scale
 from ssl_pairs.errors import UserError
 from ssl_pairs.metrics import format_seconds, read_jsonl
@@ -281,13 +282,8 @@ def run_config(run: Run, s, workdir: str):
   c.data.augment.crop_min_scale = run.crop_min_scale
   c.data.object_crops = run.object_crops
   if s['recipe'] == 'cpu':
-    c.optim.warmup_epochs = min(1.0, s['epochs'] / 4)
-    cpu_scale.apply_cpu_optimizer(c, run.method)
-    if run.method == 'simclr':  # launch/compare_pairs.py's recipe.
-      cpu_scale.apply_simclr_recipe(c, **cpu_scale.SIMCLR_RECIPE)
-  if 'queue_size' in c.method:  # A multiple of the keys enqueued per step.
-    keys = s['batch_size'] * (2 if c.method.symmetric else 1)
-    c.method.queue_size = max(keys, c.method.queue_size // keys * keys)
+    cpu_scale.apply_cpu_recipe(c)  # SimCLR's: compare_pairs' recipe.
+  common.round_queue(c)
   return c
 
 

@@ -26,10 +26,13 @@ def test_config_loads_with_switches_and_documents_its_command(name):
   for arg in (None, 'smoke') + (('runlocal',) if name != 'linear_eval' else ()):
     config = module.get_config(arg)
     assert config.task in ('train', 'eval')
-  assert module.get_config('smoke').name == f'{name}-smoke'
+  # A method's one config names its runs by their pair source (sp default).
+  assert module.get_config('smoke').name == (
+      f'{name}_sp-smoke' if name in METHOD_FILES else f'{name}-smoke')
 
 
 PAIRED = sorted(n[:-3] for n in TRAIN_CONFIGS if n.endswith('_sp'))
+METHOD_FILES = PAIRED  # configs/<method>.py, with pairs=sp|pa.
 
 
 @pytest.mark.parametrize('name', TRAIN_CONFIGS)
@@ -49,7 +52,9 @@ def test_defaults_follow_the_paper(name):
   assert (config.model.arch, config.data.image_size, config.batch_size,
           config.epochs) == ('resnet50', 64, 256, 200)
   assert config.data.dataset == 'tiny_imagenet'
-  if name != 'supervised':
+  if name in METHOD_FILES:
+    assert config.data.pairs == 'semantic'  # pairs=sp by default.
+  elif name != 'supervised':
     assert config.data.pairs == {'sp': 'semantic', 'pa': 'augmented'}[
         name.rsplit('_', 1)[1]]
 
@@ -63,6 +68,93 @@ def test_sp_and_pa_configs_differ_only_in_the_pairs(method):
   pa = flatten(importlib.import_module(f'configs.{method}_pa').get_config()
                .to_dict())
   assert {k for k in sp if sp[k] != pa[k]} == {'name', 'data.pairs'}
+
+
+@pytest.mark.parametrize('method', PAIRED)
+def test_a_methods_one_config_is_its_sp_and_pa_configs(method):
+  from ssl_pairs.checkpoint import flatten
+  from ssl_pairs.methods import METHODS
+  one = importlib.import_module(f'configs.{method}')
+  for suffix in ('sp', 'pa'):
+    alias = importlib.import_module(f'configs.{method}_{suffix}')
+    for arg in (None, 'runlocal', 'smoke,seed=3'):
+      a = alias.get_config(arg).to_dict()
+      b = one.get_config(f'pairs={suffix}' + (f',{arg}' if arg else ''))
+      assert a == b.to_dict()
+  # The file sets every setting its method reads, and no other.
+  assert set(one.get_config().method) - {'name'} == set(METHODS[method].KEYS)
+  with pytest.raises(ValueError, match="Unknown pairs='ps'.*pairs=sp"):
+    one.get_config('pairs=ps')
+  with pytest.raises(ValueError, match="Unknown scale='gpu'.*scale=cpu"):
+    one.get_config('scale=gpu')
+
+
+def _compare_methods():
+  import importlib.util
+  import sys
+  if 'compare_methods' not in sys.modules:
+    spec = importlib.util.spec_from_file_location(
+        'compare_methods', os.path.join(REPO, 'launch', 'compare_methods.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules['compare_methods'] = module
+  from absl import flags
+  flags.FLAGS(['compare_methods'])
+  return sys.modules['compare_methods']
+
+
+@pytest.mark.parametrize('method', PAIRED)
+def test_scale_cpu_is_the_config_compare_methods_trains(method):
+  """``:scale=cpu`` and launch/compare_methods.py build one config: the
+  CPU recipe lives in the method's config file only."""
+  from ssl_pairs.checkpoint import flatten
+  cm = _compare_methods()
+  for suffix in ('sp', 'pa'):
+    ours = flatten(importlib.import_module(f'configs.{method}').get_config(
+        f'pairs={suffix},scale=cpu').to_dict())
+    theirs = flatten(cm.run_config(f'{method}_{suffix}', 'p.csv').to_dict())
+    # compare_methods reads its pairs from matched pair files, the config
+    # builds the same matched sets itself (CPU_PAIRS).
+    assert {k for k in ours if ours[k] != theirs[k]} == {
+        'name', 'data.pairs', 'data.pair_file', 'data.pairs_per_class',
+        'data.match'}
+    assert (ours['data.pairs_per_class'], ours['data.match'],
+            ours['data.load_size']) == (100, 'images', -1)
+  recipe = importlib.import_module(f'configs.{method}').CPU
+  c = importlib.import_module(f'configs.{method}').get_config('scale=cpu')
+  for section, values in recipe.items():
+    target = c.data.augment if section == 'augment' else c[section]
+    assert {k: target[k] for k in values} == {
+        k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def test_committed_compare_methods_records_match_todays_configs():
+  """Every committed record of docs/compare_methods was trained with the
+  config compare_methods builds today (so --collect_only renders them)."""
+  import json
+  cm = _compare_methods()
+  records = glob.glob(os.path.join(REPO, 'docs', 'compare_methods', 'runs',
+                                   '*.json'))
+  pair_file = os.path.join(REPO, 'README.md')  # Any file: its hash stands in.
+  old_dino, checked = 0, 0
+  for path in records:
+    with open(path) as f:
+      record = json.load(f)
+    if record['name'].startswith('random_init'):
+      continue
+    record['pair_file_sha256'] = cm.file_sha256(pair_file)
+    config = cm.run_config(record['name'], record['config']['data']['pair_file'])
+    if (record['method'] == 'dino' and
+        record['config']['method']['ema_base'] == 0.996):
+      # Trained with DINO's earlier CPU recipe: refused until retrained.
+      from ssl_pairs.errors import UserError
+      with pytest.raises(UserError, match='method.ema_base'):
+        cm.check_record(record, config.to_dict(), pair_file)
+      old_dino += 1
+      continue
+    cm.check_record(record, config.to_dict(), pair_file)
+    checked += 1
+  assert checked + old_dino == 15 and old_dino <= 2
 
 
 def test_parse_arg_types_and_rejects_unknown_switches():
@@ -122,3 +214,16 @@ def test_paper_shape_runs_one_step_at_batch_2(name, arch):
   after = jax.tree.leaves(state.params['backbone'])
   assert any(not np.array_equal(a, np.asarray(b))
              for a, b in zip(before, after))
+
+
+def test_a_method_refuses_a_setting_it_does_not_read():
+  """A key another method reads (here MoCo's queue on SimCLR) would be
+  silently ignored: refused, naming the method's own settings."""
+  from ssl_pairs.errors import UserError
+  from ssl_pairs.methods import get_method
+  config = importlib.import_module('configs.simclr').get_config('smoke')
+  with config.unlocked():
+    config.method.queue_size = 64
+  with pytest.raises(UserError, match=r'method.queue_size is not a setting '
+                     r'of simclr; its settings are: bn_per_view, proj_dim'):
+    get_method(config)

@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ssl_pairs.errors import UserError
 from ssl_pairs.models import get_backbone
 
 
@@ -83,8 +84,17 @@ class Method(abc.ABC):
   ``after_update``. Everything is pure and runs inside the one jitted step.
   """
   name = ''
+  # {method.* key: what it sets}: the settings the method reads; any other
+  # key under ``method`` is refused (it would be silently ignored).
+  KEYS: Dict[str, str] = {}
 
   def __init__(self, config, run: RunInfo = RunInfo()):
+    unknown = sorted(set(config.method) - {'name'} - set(self.KEYS))
+    if unknown:
+      valid = ', '.join(sorted(self.KEYS)) or 'none'
+      raise UserError(
+          f'method.{unknown[0]} is not a setting of {self.name}; its '
+          f'settings are: {valid} (configs/{self.name}.py documents them).')
     self.config = config
     self.run = run
     self.backbone, self.feature_dim = get_backbone(config.model)

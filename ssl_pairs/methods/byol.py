@@ -31,6 +31,13 @@ class OnlineNet(nn.Module):
 class BYOL(Method):
   """BYOL with the symmetric loss byol(p1, sg(z2')) + byol(p2, sg(z1'))."""
   name = 'byol'
+  # method.* settings this method reads (configs/byol.py sets each).
+  KEYS = {
+      'proj_hidden_dim': 'projection MLP hidden width',
+      'proj_dim': 'projection output width',
+      'pred_hidden_dim': 'predictor hidden width',
+      'ema_base': 'target momentum at step 0 (cosine up to 1)',
+  }
 
   def build(self):
     m, dtype = self.config.method, DTYPES[self.config.model.dtype]

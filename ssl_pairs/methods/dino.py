@@ -26,6 +26,20 @@ from ssl_pairs.models.heads import DINOHead
 class DINO(Method):
   """DINO on two global views."""
   name = 'dino'
+  # method.* settings this method reads (configs/dino.py sets each).
+  KEYS = {
+      'proj_hidden_dim': 'head MLP hidden width',
+      'bottleneck_dim': 'head bottleneck width',
+      'num_prototypes': 'prototypes K (last layer)',
+      'student_temp': 'student temperature',
+      'teacher_temp_start': 'teacher temperature at step 0',
+      'teacher_temp': 'teacher temperature after the warm-up',
+      'teacher_temp_warmup_epochs': 'epochs of the linear teacher-temperature warm-up',
+      'center_momentum': 'centre EMA momentum',
+      'ema_base': 'teacher momentum at step 0 (cosine up to 1)',
+      'freeze_last_layer_epochs': 'epochs the last layer stays frozen',
+      'use_bn_in_head': 'BatchNorm in the head MLP',
+  }
 
   def build(self):
     m = self.config.method

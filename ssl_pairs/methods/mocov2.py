@@ -44,6 +44,16 @@ def queue_drift(queue, keys, method_state):
 class MoCoV2(Method):
   """MoCo v2(+) with an MLP head and a queue of negatives."""
   name = 'mocov2'
+  # method.* settings this method reads (configs/mocov2.py sets each).
+  KEYS = {
+      'temperature': 'τ of the InfoNCE loss',
+      'proj_hidden_dim': 'projection MLP hidden width',
+      'proj_dim': 'projection output (key) width',
+      'queue_size': 'keys kept in the queue',
+      'ema_base': 'key encoder momentum',
+      'symmetric': 'both views are queries and keys',
+      'shuffle_bn_groups': 'BatchNorm over this many shuffled groups',
+  }
 
   def build(self):
     m = self.config.method

@@ -76,6 +76,15 @@ class PIRLNet(nn.Module):
 class PIRL(Method):
   """PIRL with a memory bank in the train state."""
   name = 'pirl'
+  # method.* settings this method reads (configs/pirl.py sets each).
+  KEYS = {
+      'proj_dim': 'embedding (memory bank) width',
+      'temperature': 'NCE temperature',
+      'num_negatives': 'bank negatives per step',
+      'bank_momentum': 'memory bank update momentum',
+      'jigsaw_weight': 'λ, jigsaw/partner term vs bank term',
+      'objective': "'infonce' or 'nce'",
+  }
 
   def build(self):
     return PIRLNet(self.backbone, self.config.method.proj_dim,

@@ -19,6 +19,14 @@ from ssl_pairs.models.heads import MLPHead
 class SimCLR(Method):
   """SimCLR with an MLP projector (BN + ReLU hidden layers)."""
   name = 'simclr'
+  # method.* settings this method reads (configs/simclr.py sets each).
+  KEYS = {
+      'temperature': 'τ of the InfoNCE loss',
+      'proj_hidden_dim': 'projection MLP hidden width',
+      'proj_dim': 'projection output width',
+      'proj_layers': 'projection MLP depth (linear layers)',
+      'bn_per_view': 'BatchNorm statistics per view instead of per batch',
+  }
 
   def build(self):
     m = self.config.method

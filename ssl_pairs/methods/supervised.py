@@ -16,6 +16,7 @@ from ssl_pairs.models.heads import LinearHead
 class Supervised(Method):
   """Backbone + linear classifier, softmax cross-entropy."""
   name = 'supervised'
+  KEYS = {}  # No method.* settings.
 
   def build(self):
     return EncoderWithHead(self.backbone, LinearHead(

@@ -40,6 +40,15 @@ class _TwoBranch(Method):
 class VICReg(_TwoBranch):
   """Variance-invariance-covariance regularisation (25 / 25 / 1)."""
   name = 'vicreg'
+  # method.* settings this method reads (configs/vicreg.py sets each).
+  KEYS = {
+      'proj_hidden_dim': 'expander hidden width',
+      'proj_dim': 'expander output width',
+      'proj_layers': 'expander depth',
+      'sim_weight': 'λ, invariance weight',
+      'var_weight': 'μ, variance weight',
+      'cov_weight': 'ν, covariance weight',
+  }
 
   def pair_loss(self, z1, z2):
     m = self.config.method
@@ -51,6 +60,14 @@ class VICReg(_TwoBranch):
 class BarlowTwins(_TwoBranch):
   """Cross-correlation to the identity (λ = 0.0051)."""
   name = 'barlow'
+  # method.* settings this method reads (configs/barlow.py sets each).
+  KEYS = {
+      'proj_hidden_dim': 'projector hidden width',
+      'proj_dim': 'projector output width',
+      'proj_layers': 'projector depth',
+      'lambd': 'weight of the off-diagonal terms',
+      'scale': 'scale of the loss',
+  }
 
   def pair_loss(self, z1, z2):
     m = self.config.method

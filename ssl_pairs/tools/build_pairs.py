@@ -64,10 +64,11 @@ _PIXEL_SIZE = flags.DEFINE_integer('pixel_size', 16,
 
 def write_curated(source, out_dir):
   """curated_pairs.csv and its report for --curate."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
   from configs import common  # pylint: disable=g-import-not-at-top
   prior_config = common.data_config('gps').gps
   prior_config.pixel_size = _PIXEL_SIZE.value
-  model = common.base_config(common.method_config('simclr')[0], 'semantic',
+  model = common.base_config(ml_collections.ConfigDict(common.method_module('simclr').METHOD), 'semantic',
                              'curate', None).model
   pair_set, report = curate_lib.curate(
       source, _CURATE.value, _CLASSES.value, _PAIRS_PER_CLASS.value,
