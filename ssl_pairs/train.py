@@ -530,13 +530,16 @@ class _Loop:
           os.kill(os.getpid(), signal.SIGKILL)
     finally:
       signals.restore()
+      self.iterator.close()
       self.logger.close()
       self.checkpoints.close()
 
   def _train(self, step):
     """One step (after a due neighbour refresh) and the non-finite check."""
     if self.refresh is not None and self.refresh.ensure(step, self.state):
-      self.iterator = self._iterator(self.iterator.state())  # Drop stale.
+      stale = self.iterator  # Its prefetched batches have the old pairs.
+      self.iterator = self._iterator(stale.state())
+      stale.close()
     self.state, m = self.train_step(self.state, next(self.iterator))
     self.pending.append(m)
     # A non-finite step stops the run at once, naming that step: its flag is
