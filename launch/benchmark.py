@@ -207,7 +207,7 @@ def bench_setting(method_name, entry, augment_on):
   b = config.batch_size
   name = (f'{arch}/{width}' if arch.startswith('vit') else
           f'{arch} w{width}')
-  del it  # Stop feeding our step (its prefetch threads wind down).
+  it.close()  # Stop feeding our step (its prefetch threads end).
   rows = [{'setting': f'{method_name} {name} {size}px b{batch} '
                       f'{augment_on} aug',
            'compile_s': compile_s, 'step_ms': 1e3 * step_s,
