@@ -32,6 +32,24 @@ def test_build_pairs_matched_sets_on_tiny_imagenet(real_data_dir, tmp_path):
   assert set(ps.anchors) == set(ps.partners) == set(pa.anchors)
 
 
+def test_scale_cpu_configs_build_compare_methods_matched_pairs(real_data_dir,
+                                                               tmp_path):
+  """``configs/<method>.py:scale=cpu`` trains on the very pairs of the
+  matched files launch/compare_methods.py builds and trains on."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from configs import simclr  # pylint: disable=g-import-not-at-top
+  src = sources.load_split('tiny_imagenet', 'train', real_data_dir, None)
+  summary = pairs_lib.build_matched_sets(src, 'all', 100, 'images', 0,
+                                         str(tmp_path))
+  for switch, kind in (('sp', 'semantic'), ('pa', 'augmented')):
+    config = simclr.get_config(f'pairs={switch},scale=cpu')
+    ours = pairs_lib.build_pair_set(config.data, src)
+    theirs = pairs_lib.read_pair_file(summary['files'][kind], src)
+    assert len(ours.anchors) == summary[kind]['pairs'] == 200 * 100
+    assert np.array_equal(ours.anchors, theirs.anchors)
+    assert np.array_equal(ours.partners, theirs.partners)
+
+
 def test_semantic_pair_batches_pair_two_images_of_one_class(real_data_dir,
                                                             tmp_path):
   """Every row of real-data PS batches: the partner is a different image of
