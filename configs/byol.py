@@ -1,26 +1,12 @@
-r"""python main.py --config=configs/byol.py:pairs=sp|pa
+r"""python main.py --config=configs/byol.py:pairs=sp|pa[,scale=cpu|runlocal|smoke]
 
 BYOL (Grill et al., 2020): an online predictor regresses the momentum target
 of the other view.
 
-One config for both pair sources: ``pairs=sp`` (semantic pairs: two images
-of one class) or ``pairs=pa`` (augmented pairs: two views of one image).
-
-  python main.py --config=configs/byol.py:pairs=sp             # paper shape
-  python main.py --config=configs/byol.py:pairs=pa,runlocal    # CPU minutes
-  python main.py --config=configs/byol.py:pairs=sp,scale=cpu   # study scale
-  python main.py --config=configs/byol.py:pairs=pa,smoke       # seconds (tests)
-
-(``configs/byol_sp.py`` and ``configs/byol_pa.py`` are the same two configs.)
-Paper shape: ResNet-50 (CIFAR stem), 64 px, batch 256, 200 epochs on
-Tiny-ImageNet with every setting below. ``scale=cpu`` is the shape of the
-CPU-scale studies (ResNet-18 width 1/4, 32 px, batch 128, 8 epochs;
-configs/common.py CPU_SCALE) with this method's CPU recipe (``CPU`` below).
-
-Expected at CPU scale (``python launch/compare_methods.py --methods=byol``:
-Tiny-ImageNet 200 classes × 100 matched images, seed 0, 2 CPU cores; the
-untrained encoder's CIFAR-10 probe is 33.86 with default init, 37.92 with
-PyTorch's):
+Switches (configs/common.py): pairs=sp semantic pairs (default; also
+configs/byol_sp.py) or pa augmented (configs/byol_pa.py); none for the paper
+shape, scale=cpu for the CPU-scale studies' run with the recipe CPU below.
+With scale=cpu (launch/compare_methods.py --methods=byol), seed 0, on 2 CPU cores:
 CIFAR-10 probe PS 35.58, PA 38.41 (kNN@200 34.90 / 35.98), about 28 min per
 run.
 """

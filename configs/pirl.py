@@ -1,26 +1,12 @@
-r"""python main.py --config=configs/pirl.py:pairs=sp|pa
+r"""python main.py --config=configs/pirl.py:pairs=sp|pa[,scale=cpu|runlocal|smoke]
 
 PIRL (Misra & van der Maaten, 2020): NCE between an image and its jigsaw (or
 partner) view against a memory bank.
 
-One config for both pair sources: ``pairs=sp`` (semantic pairs: two images
-of one class) or ``pairs=pa`` (augmented pairs: two views of one image).
-
-  python main.py --config=configs/pirl.py:pairs=sp             # paper shape
-  python main.py --config=configs/pirl.py:pairs=pa,runlocal    # CPU minutes
-  python main.py --config=configs/pirl.py:pairs=sp,scale=cpu   # study scale
-  python main.py --config=configs/pirl.py:pairs=pa,smoke       # seconds (tests)
-
-(``configs/pirl_sp.py`` and ``configs/pirl_pa.py`` are the same two configs.)
-Paper shape: ResNet-50 (CIFAR stem), 64 px, batch 256, 200 epochs on
-Tiny-ImageNet with every setting below. ``scale=cpu`` is the shape of the
-CPU-scale studies (ResNet-18 width 1/4, 32 px, batch 128, 8 epochs;
-configs/common.py CPU_SCALE) with this method's CPU recipe (``CPU`` below).
-
-Expected at CPU scale (``python launch/compare_methods.py --methods=pirl``:
-Tiny-ImageNet 200 classes × 100 matched images, seed 0, 2 CPU cores; the
-untrained encoder's CIFAR-10 probe is 33.86 with default init, 37.92 with
-PyTorch's):
+Switches (configs/common.py): pairs=sp semantic pairs (default; also
+configs/pirl_sp.py) or pa augmented (configs/pirl_pa.py); none for the paper
+shape, scale=cpu for the CPU-scale studies' run with the recipe CPU below.
+With scale=cpu (launch/compare_methods.py --methods=pirl), seed 0, on 2 CPU cores:
 CIFAR-10 probe PS 40.39, PA 39.47 (kNN@200 36.88 / 37.48), about 31 min per
 run.
 """

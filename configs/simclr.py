@@ -1,25 +1,11 @@
-r"""python main.py --config=configs/simclr.py:pairs=sp|pa
+r"""python main.py --config=configs/simclr.py:pairs=sp|pa[,scale=cpu|runlocal|smoke]
 
 SimCLR (Chen et al., 2020): InfoNCE (NT-Xent) over the 2B views of a batch.
 
-One config for both pair sources: ``pairs=sp`` (semantic pairs: two images
-of one class) or ``pairs=pa`` (augmented pairs: two views of one image).
-
-  python main.py --config=configs/simclr.py:pairs=sp             # paper shape
-  python main.py --config=configs/simclr.py:pairs=pa,runlocal    # CPU minutes
-  python main.py --config=configs/simclr.py:pairs=sp,scale=cpu   # study scale
-  python main.py --config=configs/simclr.py:pairs=pa,smoke       # seconds (tests)
-
-(``configs/simclr_sp.py`` and ``configs/simclr_pa.py`` are the same two configs.)
-Paper shape: ResNet-50 (CIFAR stem), 64 px, batch 256, 200 epochs on
-Tiny-ImageNet with every setting below. ``scale=cpu`` is the shape of the
-CPU-scale studies (ResNet-18 width 1/4, 32 px, batch 128, 8 epochs;
-configs/common.py CPU_SCALE) with this method's CPU recipe (``CPU`` below).
-
-Expected at CPU scale (``python launch/compare_methods.py --methods=simclr``:
-Tiny-ImageNet 200 classes × 100 matched images, seed 0, 2 CPU cores; the
-untrained encoder's CIFAR-10 probe is 33.86 with default init, 37.92 with
-PyTorch's):
+Switches (configs/common.py): pairs=sp semantic pairs (default; also
+configs/simclr_sp.py) or pa augmented (configs/simclr_pa.py); none for the paper
+shape, scale=cpu for the CPU-scale studies' run with the recipe CPU below.
+With scale=cpu (launch/compare_methods.py --methods=simclr), seed 0, on 2 CPU cores:
 CIFAR-10 probe PS 42.25, PA 48.29 (kNN@200 38.74 / 42.52), about 27 min per
 run.
 """
