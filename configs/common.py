@@ -4,6 +4,13 @@ A config file's ``get_config(arg)`` receives the text after ``:`` in
 ``--config=configs/simclr_sp.py:runlocal,arch=resnet18``; :func:`parse_arg`
 turns it into typed switches. Every field can then be overridden with
 ``--config.a.b=value``; the config is locked, so a misspelt key is an error.
+
+Switches of every pretraining config (SWITCHES): none — the paper's shape
+(ResNet-50, CIFAR stem, 64 px, batch 256, 200 epochs); ``runlocal`` — CPU
+minutes (ResNet-18 width 1/4, 32 px, batch 128, 80 steps); ``smoke`` —
+seconds (tests); ``arch=``, ``size=``, ``seed=``. A method's own config
+(configs/<method>.py) adds ``pairs=sp|pa`` and ``scale=cpu``: the CPU-scale
+studies' run (CPU_SCALE, CPU_PAIRS) with the method's recipe ``CPU``.
 """
 
 import ml_collections
