@@ -136,5 +136,5 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config'])
-  from ssl_pairs.cli import clear_errors  # pylint: disable=g-import-not-at-top
-  app.run(clear_errors(main), flags_parser=_parse_flags)
+  from ssl_pairs import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main, flags_parser=_parse_flags)

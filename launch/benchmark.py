@@ -290,4 +290,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from ssl_pairs import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main, clear=False)

@@ -46,7 +46,6 @@ import os
 import sys
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -245,5 +244,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from ssl_pairs.cli import clear_errors  # pylint: disable=g-import-not-at-top
-  app.run(clear_errors(main))
+  from ssl_pairs import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 
-from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -121,4 +120,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from ssl_pairs import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main, clear=False)

@@ -25,7 +25,6 @@ import os
 import sys
 import time
 
-from absl import app
 from absl import flags
 import numpy as np
 
@@ -258,5 +257,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  from ssl_pairs import cli  # pylint: disable=g-import-not-at-top
   flags.mark_flags_as_required(['pairs', 'workdir'])
-  app.run(main)
+  cli.run(main, clear=False)

@@ -13,7 +13,6 @@ import json
 import os
 import sys
 
-from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -73,5 +72,5 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flag_as_required('run')
-  from ssl_pairs.cli import clear_errors  # pylint: disable=g-import-not-at-top
-  app.run(clear_errors(main))
+  from ssl_pairs import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -255,4 +254,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from ssl_pairs import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main, clear=False)

@@ -48,7 +48,6 @@ import sys
 import time
 from typing import Dict, List, Tuple
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -576,5 +575,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from ssl_pairs.cli import clear_errors  # pylint: disable=g-import-not-at-top
-  app.run(clear_errors(main))
+  from ssl_pairs import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

@@ -50,3 +50,21 @@ def clear_errors(main):
       print(f'{prefix}{e}', file=sys.stderr, flush=True)
       sys.exit(code)
   return wrapped
+
+
+HELP_FLAGS = ('help', 'helpshort', 'helpfull', '?')
+
+
+def run(main, clear: bool = True, **kwargs):
+  """``absl.app.run(main)`` (wrapped by :func:`clear_errors` unless
+  ``clear=False``), except that asking for help exits 0, not absl's 1: help
+  asked for is not a failure."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  wants_help = any(a.lstrip('-').split('=')[0] in HELP_FLAGS
+                   for a in sys.argv[1:] if a.startswith('-'))
+  try:
+    app.run(clear_errors(main) if clear else main, **kwargs)
+  except SystemExit as e:
+    if wants_help and e.code == 1:
+      sys.exit(0)
+    raise

@@ -35,3 +35,23 @@ def test_other_errors_keep_their_traceback_and_results_pass_through():
   with pytest.raises(KeyError, match='a bug'):
     cli.clear_errors(broken)(['prog'])
   assert cli.clear_errors(lambda argv: 'done')(['prog']) == 'done'
+
+
+@pytest.mark.parametrize('program', ['main.py', 'launch/compare_methods.py',
+                                     'launch/benchmark.py',
+                                     'ssl_pairs/tools/build_pairs.py'])
+def test_help_asked_for_exits_0_and_a_mistake_still_fails(program):
+  import os
+  import subprocess
+  import sys
+  from conftest import REPO
+  env = dict(os.environ, PYTHONPATH=REPO)
+  for flag in ('--help', '--helpfull'):
+    out = subprocess.run([sys.executable, program, flag], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'flags:' in out.stdout
+  out = subprocess.run([sys.executable, program, '--no_such_flag=1'],
+                       cwd=REPO, env=env, capture_output=True, text=True,
+                       timeout=120)
+  assert out.returncode not in (0, None)

@@ -13,7 +13,6 @@ extracted under jit. Writes ``<restore>/invariance.json`` and prints a table.
 import json
 import os
 
-from absl import app
 from absl import flags
 import numpy as np
 
@@ -108,5 +107,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  from ssl_pairs import cli  # pylint: disable=g-import-not-at-top
   _define_flags()
-  app.run(main)
+  cli.run(main, clear=False)

@@ -33,7 +33,6 @@ import json
 import os
 
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -133,5 +132,5 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['out_dir'])
-  from ssl_pairs.cli import clear_errors  # pylint: disable=g-import-not-at-top
-  app.run(clear_errors(main))
+  from ssl_pairs import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)
