@@ -544,3 +544,66 @@ def test_queue_drift_table_reads_blocks_back_from_the_pointer():
   for age, cos in table:
     np.testing.assert_allclose(cos, np.cos(0.3 * (3 - (3 - age) % 6)),
                                rtol=1e-6)
+
+
+def _seeds_report():
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      'seeds_report', os.path.join(REPO, 'launch', 'seeds_report.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_seeds_report_means_sds_paired_differences_and_refusals(tmp_path):
+  import copy
+  import pytest
+  from ssl_pairs.errors import UserError
+  module = _seeds_report()
+  with open(os.path.join(REPO, 'docs', 'compare_methods', 'runs',
+                         'simclr_sp.json')) as f:
+    base = json.load(f)
+  # CIFAR-10 probe per seed: PS 40, 42, 44; PA 45, 43, 47 (PS − PA −5, −1,
+  # −3: all negative); Tiny probe: PS 6, 5, 7 vs PA 5, 6, 6 (+1, −1, +1).
+  values = {('semantic', 0): (40.0, 6.0), ('semantic', 1): (42.0, 5.0),
+            ('semantic', 2): (44.0, 7.0), ('augmented', 0): (45.0, 5.0),
+            ('augmented', 1): (43.0, 6.0), ('augmented', 2): (47.0, 6.0)}
+  records = []
+  for (arm, seed), (c10, tiny) in values.items():
+    r = copy.deepcopy(base)
+    r['pairs'], r['config']['seed'] = arm, seed
+    r['config']['data']['pairs'] = 'pair_file'
+    r['pair_file_sha256'] = arm
+    r['results'] = {'cifar10': {'probe': c10, 'knn@200': c10 - 1},
+                    'tiny_imagenet': {'probe': tiny, 'knn@200': tiny}}
+    r['_path'] = f'{arm}_s{seed}.json'
+    records.append(r)
+  module.check_same_study(records)
+  s = module.summarize(records)
+  c10 = s[('cifar10', 'probe')]
+  assert c10['semantic'] == (42.0, 2.0)
+  assert c10['augmented'][0] == 45.0 and abs(c10['augmented'][1] - 2.0) < 1e-12
+  assert c10['diff'] == {0: -5.0, 1: -1.0, 2: -3.0}
+  assert c10['diff_stats'] == (-3.0, 2.0)
+  assert c10['sign'] == 'PS below PA in all 3 paired seeds'
+  assert s[('tiny_imagenet', 'probe')]['sign'] == (
+      'signs disagree over 3 paired seeds: no direction')
+  module.write(records, s, str(tmp_path), 'cmd')
+  table = open(tmp_path / 'results.md').read()
+  assert ('| cifar10 probe | 40.00 | 42.00 | 44.00 | 42.00 ± 2.00 | 45.00 | '
+          '43.00 | 47.00 | 45.00 ± 2.00 | -5.00, -1.00, -3.00 | -3.00 ± 2.00 '
+          '| PS below PA in all 3 paired seeds |') in table
+  assert os.path.getsize(tmp_path / 'seeds.png') > 0
+  # Refused: another setting than the seed, other pairs, a seed twice.
+  other = copy.deepcopy(records)
+  other[4]['config']['batch_size'] = 256
+  with pytest.raises(UserError, match=r'augmented_s1.json differs from '
+                     r'semantic_s0.json in more than the seed \(batch_size'):
+    module.check_same_study(other)
+  other = copy.deepcopy(records)
+  other[1]['pair_file_sha256'] = 'x'
+  with pytest.raises(UserError, match='semantic records were trained on 2 '
+                     'different pair files'):
+    module.check_same_study(other)
+  with pytest.raises(UserError, match='both the semantic arm with seed 0'):
+    module.check_same_study(records + [copy.deepcopy(records[0])])
