@@ -136,6 +136,10 @@ def eval_config() -> ml_collections.ConfigDict:
       test_limit=0,
       every_epochs=0.0,  # > 0: learning curve (eval_curve.jsonl), from epoch 0.
       image_size=0,      # 0 = the pretraining resolution.
+      # True: a linear classifier trained inside the step on the anchor's
+      # stop-gradient features (ssl_pairs/online_probe.py); its batch
+      # accuracy is logged and its test accuracy reported beside the probe.
+      online_probe=False,
   ))
 
 

@@ -34,10 +34,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from ssl_pairs import checkpoint
 from ssl_pairs.errors import UserError
 
-_RECORDS = flags.DEFINE_list(
-    'records', None, 'Record files or folders of records (*.json).')
-_OUT = flags.DEFINE_string('out', 'docs/results/pairs_seeds',
-                           'Where results.md/.csv and seeds.png go.')
+FLAGS = flags.FLAGS
+
+
+def _define_flags():
+  """The program's flags (defined when run, so tests can import it)."""
+  flags.DEFINE_list('records', None,
+                    'Record files or folders of records (*.json).')
+  flags.DEFINE_string('out', 'docs/results/pairs_seeds',
+                      'Where results.md/.csv and seeds.png go.')
 
 ARMS = ('semantic', 'augmented')
 METRICS = (('cifar10', 'probe'), ('cifar10', 'knn@200'),
@@ -212,22 +217,23 @@ def plot(summary, path):
 
 def main(argv):
   del argv
-  if not _RECORDS.value:
+  if not FLAGS.records:
     raise UserError('Pass --records=<record files or folders>.')
-  records = load(_RECORDS.value)
+  records = load(FLAGS.records)
   check_same_study(records)
   records.sort(key=lambda r: (ARMS.index(r['pairs']), r['config']['seed']))
   summary = summarize(records)
   command = 'python launch/seeds_report.py --records=' + ','.join(
-      _RECORDS.value) + f' --out={_OUT.value}'
-  write(records, summary, _OUT.value, command)
+      FLAGS.records) + f' --out={FLAGS.out}'
+  write(records, summary, FLAGS.out, command)
   for (dataset, metric), s in summary.items():
     print(f'{dataset} {metric}: PS {_pm(*s["semantic"])}, PA '
           f'{_pm(*s["augmented"])}, PS − PA {_pm(*s["diff_stats"])} '
           f'({s["sign"]})')
-  print(f'See {os.path.join(_OUT.value, "results.md")}')
+  print(f'See {os.path.join(FLAGS.out, "results.md")}')
 
 
 if __name__ == '__main__':
   from ssl_pairs import cli  # pylint: disable=g-import-not-at-top
+  _define_flags()
   cli.run(main)

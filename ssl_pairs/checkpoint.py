@@ -40,7 +40,9 @@ RESUME_SAFE_KEYS = ('epochs', 'total_steps', 'log_every_steps',
 # the code used before they existed: a checkpoint without one resumes safely
 # only if the new config keeps that value.
 ADDED_KEYS = {'optim.bias_lr_factor': 1.0, 'method.shuffle_bn_groups': 1,
-              'method.use_bn_in_head': False}
+              'method.use_bn_in_head': False, 'eval.online_probe': False}
+# Under a resume-safe prefix, but they change what the state holds.
+RESUME_UNSAFE_KEYS = ('eval.online_probe',)
 
 
 class CheckpointWriteError(RuntimeError):
@@ -143,9 +145,9 @@ def config_differences(saved: Dict[str, Any], current: Dict[str, Any]):
   """
   a, b = _flat_pair(saved, current)
   differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-  safe = [k for k in differing
-          if k not in a or any(k == s or (s.endswith('.') and k.startswith(s))
-                               for s in RESUME_SAFE_KEYS)]
+  safe = [k for k in differing if k not in RESUME_UNSAFE_KEYS and (
+          k not in a or any(k == s or (s.endswith('.') and k.startswith(s))
+                               for s in RESUME_SAFE_KEYS))]
   return [k for k in differing if k not in safe], safe
 
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ssl_pairs import online_probe
 from ssl_pairs.data import device_augment
 from ssl_pairs.images import normalize_images
 from ssl_pairs.models import DTYPES
@@ -39,8 +40,15 @@ def make_train_step(method, tx: optax.GradientTransformation,
   """
   dtype = DTYPES[method.config.model.dtype]
   augmenter = device_augment.maybe_augmenter(method.config)
+  probe_on = online_probe.enabled(method.config)
 
   def train_step(state: TrainState, batch):
+    probe_state = None
+    if probe_on:  # The method sees (and keeps) its own state only.
+      probe_state = state.method_state[online_probe.KEY]
+      state = state.replace(method_state={
+          k: v for k, v in state.method_state.items()
+          if k != online_probe.KEY})
     rng = jax.random.fold_in(jax.random.key(seed), state.step)
     if augmenter is not None:  # Raw pair images → views, here on the device.
       batch = augmenter(batch)
@@ -70,6 +78,16 @@ def make_train_step(method, tx: optax.GradientTransformation,
     metrics = dict(metrics, loss=loss, grad_norm=grad_norm,
                    lr=schedule(state.step),
                    nonfinite=(~finite).astype(jnp.int32))
+    if probe_on:  # On the evaluation's features of the anchor view.
+      features = method.backbone.apply(
+          {'params': state.params['backbone'],
+           'batch_stats': state.batch_stats.get('backbone', {})},
+          inputs['view1'], train=False)
+      probe_state, probe_metrics = online_probe.update(
+          probe_state, features, batch['label'], finite)
+      new_state = new_state.replace(method_state=dict(
+          new_state.method_state, **{online_probe.KEY: probe_state}))
+      metrics.update(probe_metrics)
     return new_state, metrics
 
   return train_step

@@ -31,6 +31,7 @@ import numpy as np
 
 from ssl_pairs import checkpoint as checkpoint_lib
 from ssl_pairs import metrics as metrics_lib
+from ssl_pairs import online_probe
 from ssl_pairs import optim
 from ssl_pairs import sharding as sharding_lib
 from ssl_pairs import workdir as workdir_lib
@@ -259,12 +260,23 @@ def create_state(method, tx, config, mesh) -> TrainState:
         opt_state=tx.init(variables['params']),
         method_state=method.init_method_state(method_rng, variables))
 
-  return jax.jit(init, out_shardings=sharding_lib.replicated(mesh))(
+  def init_with_probe(rng):
+    state = init(rng)
+    return state.replace(method_state=dict(state.method_state, **{
+        online_probe.KEY: online_probe.init(method.feature_dim,
+                                            method.run.num_classes)}))
+
+  return jax.jit(init_with_probe if online_probe.enabled(config) else init, out_shardings=sharding_lib.replicated(mesh))(
       jax.random.key(config.seed))
 
 
 def initial_state(config, mesh, source, steps_per_epoch, total_steps):
   """(method, lr schedule, optimizer, fresh TrainState) of a run."""
+  if online_probe.enabled(config) and source.num_classes < 2:
+    raise UserError(
+        f'eval.online_probe=True needs a labelled pretraining dataset; '
+        f'{source.name} has {source.num_classes} class(es) — turn it off or '
+        'pretrain on a labelled one.')
   method = get_method(config, RunInfo(
       total_steps=total_steps, steps_per_epoch=steps_per_epoch,
       num_images=len(source), num_classes=source.num_classes))
@@ -397,6 +409,15 @@ def _resume(config, workdir, checkpoints, state, total_steps):
   return start, state, saved['iterator'], saved['train_seconds'], finished
 
 
+def _online_probe(config, state):
+  """(online probe params, pretraining dataset) for the evaluator, or None."""
+  if not online_probe.enabled(config) or (
+      online_probe.KEY not in state.method_state):
+    return None
+  return (state.method_state[online_probe.KEY]['params'],
+          config.data.dataset)
+
+
 def itstime(step: int, every: int, total_steps: int) -> bool:
   """Whether a task done every ``every`` steps (0: only at the end) is due
   after ``step``: at its multiples and after the last step."""
@@ -444,7 +465,8 @@ def _report(config, workdir, evaluator, state, step, steps_per_epoch,
   writes eval.json / eval.md; returns the report (empty off process 0)."""
   t0 = time.time()
   if results is None:
-    results = evaluator(state_lib.encoder_variables(state))
+    results = evaluator(state_lib.encoder_variables(state),
+                        _online_probe(config, state))
   for r in results.values():
     r['step'] = step
   if jax.process_index() != 0:
@@ -575,7 +597,8 @@ class _Loop:
 
   def _evaluate(self, step):
     """A learning-curve point: eval_curve.jsonl, the log and TensorBoard."""
-    results = self.evaluator(state_lib.encoder_variables(self.state))
+    results = self.evaluator(state_lib.encoder_variables(self.state),
+                             _online_probe(self.config, self.state))
     self._curve[step] = results
     epoch = self.curve_steps[step]
     row = {'step': step, 'epoch': epoch,
@@ -586,7 +609,7 @@ class _Loop:
       f.write(json.dumps(row) + '\n')
     summary = ', '.join(f'{d} ' + '/'.join(
         f'{k}={v:.1f}' for k, v in r.items()
-        if k.startswith(('knn@', 'probe')) and k not in (
+        if k.startswith(('knn@', 'probe', 'online_probe')) and k not in (
             'probe_l2', 'probe_iterations')) for d, r in results.items())
     self.logger.message(f'epoch {epoch:g} (step {step}): {summary}')
     for d, r in results.items():

@@ -67,10 +67,10 @@ def test_learning_curve_points_from_epoch_zero(smoke_config, tmp_path,
   seen = []  # A fingerprint of every encoder the evaluator is given.
   evaluate = eval_run.Evaluator.__call__
 
-  def spy(self, variables):
+  def spy(self, variables, *args):
     seen.append([np.asarray(x, np.float64).sum()
                  for x in jax.tree.leaves(variables)])
-    return evaluate(self, variables)
+    return evaluate(self, variables, *args)
 
   monkeypatch.setattr(eval_run.Evaluator, '__call__', spy)
   smoke_config.total_steps = 20  # 80 pairs / 8 = 10 steps per epoch.

@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from ssl_pairs import checkpoint as checkpoint_lib
+from ssl_pairs import online_probe as online_lib
 from ssl_pairs import sharding as sharding_lib
 from ssl_pairs import workdir as workdir_lib
 from ssl_pairs.data import sources as sources_lib
@@ -148,8 +149,14 @@ class Evaluator:
           say(f'Skipping optional eval dataset {name}: {e}')
     return self._sets
 
-  def __call__(self, variables) -> Dict[str, Dict[str, object]]:
-    """{dataset: {'knn@k': %, 'probe': %, 'probe_l2': λ, ...}}."""
+  def __call__(self, variables, online_probe=None
+               ) -> Dict[str, Dict[str, object]]:
+    """{dataset: {'knn@k': %, 'probe': %, 'probe_l2': λ, ...}}.
+
+    ``online_probe``: (classifier params, pretraining dataset name) of the
+    online linear probe (``ssl_pairs/online_probe.py``), tested on that
+    dataset's test split here ('online_probe': %).
+    """
     results = {}
     ks = [int(k) for k in str(self.config.knn_k).split(',') if k.strip()]
     for s in self.sets():
@@ -169,6 +176,9 @@ class Evaluator:
             max_iter=self.config.probe_max_iter, seed=self.seed)
         r.update(probe=probe['top1'], probe_l2=probe['l2'],
                  probe_iterations=probe['iterations'])
+      if online_probe is not None and s.name == result_key(online_probe[1]):
+        r['online_probe'] = online_lib.accuracy(online_probe[0], fte,
+                                                s.test.labels)
       r.update(n_train=len(s.train), n_test=len(s.test),
                seconds=round(time.time() - t0, 2),
                protocol=self.protocol(ks))
@@ -214,9 +224,11 @@ def _metric_columns(results) -> List[str]:
   cols = []
   for r in results.values():
     for k in r:
-      if (k.startswith('knn@') or k == 'probe') and k not in cols:
+      if (k.startswith('knn@') or k in ('probe', 'online_probe')) and (
+          k not in cols):
         cols.append(k)
-  return sorted(cols, key=lambda c: (c == 'probe', len(c), c))
+  return sorted(cols, key=lambda c: (c in ('probe', 'online_probe'),
+                                     c == 'online_probe', len(c), c))
 
 
 def markdown_table(results: Dict[str, Dict[str, object]],
