@@ -40,6 +40,7 @@ that run again.
 
 import csv
 import json
+import math
 import os
 import sys
 import time
@@ -209,6 +210,23 @@ def collect(planned, record_dir):
   return results
 
 
+# A run whose CIFAR-10 probe is less than this many points above its own
+# untrained encoder's (same init) is marked "did not learn".
+LEARNT_MARGIN = 3.0
+
+
+def gain_cell(r, results) -> str:
+  """'+g.gg' (CIFAR-10 probe minus its untrained encoder's), marked 'did not
+  learn' under LEARNT_MARGIN; '–' for a floor or a run without its floor."""
+  floor = results.get(f'random_init_{r["config"]["model"]["init"]}')
+  if r['method'] == BASELINE or floor is None:
+    return '–'
+  gain = (r['results'].get('cifar10', {}).get('probe', math.nan) -
+          floor['results'].get('cifar10', {}).get('probe', math.nan))
+  return f'{gain:+.2f}' + (' did not learn' if not gain >= LEARNT_MARGIN
+                           else '')
+
+
 COLUMNS = (('cifar10', 'probe'), ('cifar10', 'knn@200'),
            ('tiny_imagenet', 'probe'), ('tiny_imagenet', 'knn@200'))
 
@@ -257,17 +275,21 @@ def write_outputs(results, out_dir, argv, planned_names=()):
       f'{_PAIRS_PER_CLASS.value} images, matched), {_ARCH.value} width '
       f'{_WIDTH.value:g}, {_SIZE.value} px, batch {_BATCH.value}, '
       f'{_EPOCHS.value:g} epochs, seed {_SEED.value}, {settings_of_runs()}, '
-      f'data.load_size={_LOAD_SIZE.value}. Top-1 % of the frozen encoder.', '',
+      f'data.load_size={_LOAD_SIZE.value}. Top-1 % of the frozen encoder. '
+      'Gain: CIFAR-10 probe minus that of the same network untrained (its '
+      f'init\'s random-init row); under +{LEARNT_MARGIN:g} points a run is '
+      'marked "did not learn".', '',
       '| method | pairs | ' + ' | '.join(f'{d} {m}' for d, m in COLUMNS) +
-      ' | loss first → last | effective rank first → last | train wall time |',
-      '|---|---|' + '---|' * (len(COLUMNS) + 3)]
+      ' | gain | loss first → last | effective rank first → last | '
+      'train wall time |',
+      '|---|---|' + '---|' * (len(COLUMNS) + 4)]
   for r in results.values():
     cells = [f'{r["results"].get(d, {}).get(m, float("nan")):.2f}'
              for d, m in COLUMNS]
     wall = format_seconds(r['train_seconds'])
     lines.append(
         f'| {r["method"]} | {r["pairs"]} | ' + ' | '.join(cells) +
-        f' | {_span(r["loss"], 3)} | {_span(r["rank"], 1)} | '
+        f' | {gain_cell(r, results)} | {_span(r["loss"], 3)} | {_span(r["rank"], 1)} | '
         f'{"–" if r["method"] == BASELINE else wall} |')
   missing = [n for n in planned_names if n not in results]
   if missing:

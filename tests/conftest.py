@@ -115,3 +115,21 @@ def read_checkpoint_state(workdir):
       state=ocp.args.PyTreeRestore(restore_args=restore_args)))['state']
   manager.close()
   return step, state
+
+
+def load_launcher(name):
+  """launch/<name>.py as a module, loaded once per process (its absl flags
+  can be defined only once), with every flag reset to its default."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  key = f'_launcher_{name}'
+  if key not in sys.modules:
+    spec = importlib.util.spec_from_file_location(
+        key, os.path.join(REPO, 'launch', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[key] = module
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS([name])
+  return sys.modules[key]

@@ -90,17 +90,8 @@ def test_a_methods_one_config_is_its_sp_and_pa_configs(method):
 
 
 def _compare_methods():
-  import importlib.util
-  import sys
-  if 'compare_methods' not in sys.modules:
-    spec = importlib.util.spec_from_file_location(
-        'compare_methods', os.path.join(REPO, 'launch', 'compare_methods.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules['compare_methods'] = module
-  from absl import flags
-  flags.FLAGS(['compare_methods'])
-  return sys.modules['compare_methods']
+  from conftest import load_launcher
+  return load_launcher('compare_methods')
 
 
 @pytest.mark.parametrize('method', PAIRED)
@@ -154,7 +145,11 @@ def test_committed_compare_methods_records_match_todays_configs():
       continue
     cm.check_record(record, config.to_dict(), pair_file)
     checked += 1
-  assert checked + old_dino == 15 and old_dino <= 2
+  # Every method × PS/PA and supervised (15 runs); DINO PS may be out while
+  # it is retrained with the new recipe (its old record kept elsewhere).
+  names = {os.path.basename(p)[:-5] for p in records}
+  assert checked + old_dino == len(names) - 2 >= 14 and old_dino <= 2
+  assert {'simclr_sp', 'simclr_pa', 'dino_pa', 'supervised'} <= names
 
 
 def test_parse_arg_types_and_rejects_unknown_switches():

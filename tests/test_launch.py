@@ -267,11 +267,8 @@ def test_compare_methods_runs_each_method_on_both_pair_sets(synthetic_npz,
 
 
 def test_compare_methods_plans_every_method_and_the_supervised_baseline():
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(
-      'compare_methods', os.path.join(REPO, 'launch', 'compare_methods.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  from conftest import load_launcher
+  module = load_launcher('compare_methods')
   planned = module.runs(list(module.METHODS) + ['supervised'])
   assert len(planned) == 2 * 7 + 1
   assert planned[:2] == [('simclr_sp', 'simclr', 'semantic'),
@@ -293,8 +290,6 @@ def test_compare_methods_plans_every_method_and_the_supervised_baseline():
   # Every other method keeps its own init (BYOL collapses from PyTorch's at
   # CPU scale) unless --init names one for all, and its own optimizer but
   # BYOL's and DINO's LARS, which lose rank there too: they take SimCLR's SGD.
-  from absl import flags
-  flags.FLAGS(['compare_methods'])
   for name, warmup in (('byol_sp', 0.0), ('dino_pa', 1.0)):
     c = module.run_config(name, 'pairs.csv')
     assert (c.optim.name, c.optim.base_lr, c.optim.weight_decay,
@@ -304,12 +299,19 @@ def test_compare_methods_plans_every_method_and_the_supervised_baseline():
   assert (c.method.ema_base, c.method.use_bn_in_head) == (0.99, True)
   c = module.run_config('vicreg_sp', 'pairs.csv')
   assert (c.optim.name, c.model.init) == ('lars', 'default')
-  flags.FLAGS(['compare_methods', '--optimizer=lars'])
-  assert module.run_config('byol_sp', 'pairs.csv').optim.name == 'lars'
-  flags.FLAGS(['compare_methods', '--init=pytorch'])
-  assert module.run_config('byol_sp', 'pairs.csv').model.init == 'pytorch'
-  flags.FLAGS(['compare_methods', '--arch=vit_tiny'])
-  assert module.run_config('simclr_sp', 'pairs.csv').model.init == 'default'
+  from absl import flags
+  for arg, check in (
+      ('--optimizer=lars',
+       lambda: module.run_config('byol_sp', 'p.csv').optim.name == 'lars'),
+      ('--init=pytorch',
+       lambda: module.run_config('byol_sp', 'p.csv').model.init == 'pytorch'),
+      ('--arch=vit_tiny',
+       lambda: module.run_config('simclr_sp', 'p.csv').model.init ==
+       'default')):
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(['compare_methods', arg])
+    assert check(), arg
+  load_launcher('compare_methods')  # Every flag back at its default.
 
 
 def test_compare_methods_records_are_not_git_ignored():
