@@ -31,6 +31,8 @@ from absl import flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from launch import cpu_scale
+from launch import records
 from ssl_pairs import checkpoint
 from ssl_pairs.errors import UserError
 
@@ -47,10 +49,9 @@ def _define_flags():
 ARMS = ('semantic', 'augmented')
 METRICS = (('cifar10', 'probe'), ('cifar10', 'knn@200'),
            ('tiny_imagenet', 'probe'), ('tiny_imagenet', 'knn@200'))
-# What may differ between the seeds of one study.
-SEED_KEYS = ('seed', 'name', 'data.pair_file', 'eval.every_epochs',
-             'data.data_dir', 'data.num_workers', 'data.prefetch', 'progress',
-             'log_every_steps', 'checkpoint_every_steps', 'keep_checkpoints')
+# What may differ between the seeds of one study: what a record check ignores,
+# the seed and the learning-curve cadence.
+SEED_KEYS = records.RECORD_IGNORED + ('seed', 'eval.every_epochs')
 
 
 def load(paths):
@@ -207,12 +208,7 @@ def plot(summary, path):
       ax.plot([x] * len(points), points, 'k.', markersize=4)
   ax.set_xticks(range(len(summary)), [f'{d}\n{m}' for d, m in summary],
                 fontsize=8)
-  ax.set_ylabel('top-1 % (mean ± sd; dots: seeds)')
-  ax.grid(axis='y', alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  cpu_scale.finish_figure(fig, ax, path, 'top-1 % (mean ± sd; dots: seeds)')
 
 
 def main(argv):

@@ -17,6 +17,7 @@ from ssl_pairs import online_probe
 from ssl_pairs.data import device_augment
 from ssl_pairs.images import normalize_images
 from ssl_pairs.models import DTYPES
+from ssl_pairs import state as state_lib
 from ssl_pairs.state import TrainState
 
 VIEW_KEYS = ('view1', 'view2')
@@ -80,9 +81,7 @@ def make_train_step(method, tx: optax.GradientTransformation,
                    nonfinite=(~finite).astype(jnp.int32))
     if probe_on:  # On the evaluation's features of the anchor view.
       features = method.backbone.apply(
-          {'params': state.params['backbone'],
-           'batch_stats': state.batch_stats.get('backbone', {})},
-          inputs['view1'], train=False)
+          state_lib.encoder_variables(state), inputs['view1'], train=False)
       probe_state, probe_metrics = online_probe.update(
           probe_state, features, batch['label'], finite)
       new_state = new_state.replace(method_state=dict(

@@ -410,9 +410,9 @@ def _resume(config, workdir, checkpoints, state, total_steps):
 
 
 def _online_probe(config, state):
-  """(online probe params, pretraining dataset) for the evaluator, or None."""
-  if not online_probe.enabled(config) or (
-      online_probe.KEY not in state.method_state):
+  """(online probe params, pretraining dataset) for the evaluator, or None
+  (also before the first step: an untrained probe's number means nothing)."""
+  if not online_probe.enabled(config) or int(state.step) == 0:
     return None
   return (state.method_state[online_probe.KEY]['params'],
           config.data.dataset)
@@ -574,9 +574,7 @@ class _Loop:
   def _log(self, step):
     self.logger.write(self.first_pending, jax.device_get(self.pending))
     self.pending, self.first_pending = [], step + 1
-    now = time.time()
-    self.train_seconds += now - self.t_last
-    self.t_last = now
+    self.train_seconds += time.time() - self.t_last
 
   def _save(self, step):
     self.checkpoints.save(step, self.state,

@@ -72,7 +72,6 @@ def test_sp_and_pa_configs_differ_only_in_the_pairs(method):
 
 @pytest.mark.parametrize('method', PAIRED)
 def test_a_methods_one_config_is_its_sp_and_pa_configs(method):
-  from ssl_pairs.checkpoint import flatten
   from ssl_pairs.methods import METHODS
   one = importlib.import_module(f'configs.{method}')
   for suffix in ('sp', 'pa'):

@@ -92,6 +92,9 @@ def test_a_run_reports_the_online_probe_and_refuses_to_toggle_it_on_resume(
   rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
   assert all('online_probe_acc' in r for r in rows)
   assert 'online_probe top-1 %' in open(os.path.join(workdir, 'eval.md')).read()
+  # The untrained floor has no online probe number (it never saw a batch).
+  floor = train.evaluate_init(smoke_config, str(tmp_path / 'floor'))
+  assert all('online_probe' not in r for r in floor['results'].values())
   # Turning it off (or on) changes what the state holds: refused on resume.
   with smoke_config.unlocked():
     smoke_config.eval.online_probe = False
