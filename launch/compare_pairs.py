@@ -21,16 +21,12 @@ Runs are resumable: rerunning skips finished runs and resumes killed ones.
 import csv
 import json
 import os
-import sys
 import time
 
 from absl import app
 from absl import flags
 from absl import logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import simclr_pa
 from configs import simclr_sp
 from launch import cpu_scale

@@ -43,15 +43,11 @@ and ``results.csv``.
 import csv
 import json
 import os
-import sys
 import time
 
 from absl import flags
 from absl import logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 from PIL import Image
 

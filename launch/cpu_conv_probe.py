@@ -27,9 +27,6 @@ import time
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 # pylint: enable=g-import-not-at-top,wrong-import-position
 

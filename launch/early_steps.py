@@ -13,13 +13,9 @@ The stop is a normal preemption: a checkpoint is saved in ``--workdir``.
 
 import json
 import os
-import sys
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import ml_collections
 
 from ssl_pairs import train

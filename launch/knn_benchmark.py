@@ -21,8 +21,6 @@ import time
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 _CASES = flags.DEFINE_list('cases', ['cifar10', '1000000x128'],
                            'cifar10 and/or <N>x<D> synthetic sets.')
 _QUERIES = flags.DEFINE_integer(

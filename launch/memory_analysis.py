@@ -17,12 +17,7 @@ Shapes: ``paper`` = the study's GPU shapes (SimCLR ResNet-50, CIFAR stem,
 """
 
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import jax
 import jax.numpy as jnp
 import numpy as np

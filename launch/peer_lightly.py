@@ -28,9 +28,6 @@ import time
 from absl import flags
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from ssl_pairs.data import pairs as pairs_lib
 from ssl_pairs.data import sources as sources_lib
 from ssl_pairs.images import MEAN as _MEAN, STD as _STD  # = lightly's.

@@ -11,13 +11,9 @@ newest and oldest blocks as ``queue_cos_newest``/``queue_cos_oldest``.
 
 import json
 import os
-import sys
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 import orbax.checkpoint as ocp
 

@@ -6,6 +6,7 @@ Everything runs on tiny synthetic data in a temporary directory; the table is
 written to ``--out`` (markdown) and printed.
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -14,20 +15,29 @@ import tempfile
 from absl import flags
 from absl import logging
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, 'tests'))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 from PIL import Image
 
-from conftest import load_config, synthetic_images
 from ssl_pairs import train
 from ssl_pairs.data import pairs as pairs_lib
 from ssl_pairs.data import sources
 from ssl_pairs.errors import UserError
-# pylint: enable=g-import-not-at-top,wrong-import-position
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _test_helpers():
+  """tests/conftest.py's config and image helpers (this report feeds the same
+  inputs as the tests), loaded from its file: tests/ is not a package."""
+  spec = importlib.util.spec_from_file_location(
+      'ssl_pairs_test_helpers', os.path.join(REPO, 'tests', 'conftest.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+_helpers = _test_helpers()
+load_config, synthetic_images = _helpers.load_config, _helpers.synthetic_images
 
 _OUT = flags.DEFINE_string('out', 'docs/bad_inputs.md', 'Markdown output.')
 
@@ -141,10 +151,10 @@ def cases(tmp):
     held = os.path.join(tmp, 'held')
     os.makedirs(held, exist_ok=True)
     child = subprocess.Popen(
-        [sys.executable, '-c', 'import sys, time; sys.path.insert(0, sys.argv[1]);'
+        [sys.executable, '-c', 'import sys, time\n'
          'from ssl_pairs import workdir as w\n'
-         'with w.exclusive(sys.argv[2], "training"):\n'
-         '  print("held", flush=True); time.sleep(120)', REPO, held],
+         'with w.exclusive(sys.argv[1], "training"):\n'
+         '  print("held", flush=True); time.sleep(120)', held],
         stdout=subprocess.PIPE, text=True)
     child.stdout.readline()
     try:

@@ -44,16 +44,12 @@ import importlib
 import json
 import math
 import os
-import sys
 import time
 from typing import Dict, List, Tuple
 
 from absl import flags
 from absl import logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import common
 from launch import cpu_scale
 from ssl_pairs.errors import UserError

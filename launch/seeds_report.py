@@ -24,13 +24,9 @@ import json
 import math
 import os
 import statistics
-import sys
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from launch import cpu_scale
 from launch import records
 from ssl_pairs import checkpoint

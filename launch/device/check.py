@@ -44,7 +44,6 @@ import traceback
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
-sys.path.insert(0, REPO)
 
 STAGES = ('environment', 'unit_tests', 'benchmark', 'torch', 'train',
           'paper_shapes', 'profile')

@@ -10,6 +10,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 python=${PYTHON:-python3}
+# The device's copy of the checkout is not pip-installed: put it on the path.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 tiny=()
 out=${OUT:-runs/device_check}
 for arg in "$@"; do
@@ -27,7 +29,7 @@ if [ ${#tiny[@]} -eq 0 ]; then
     "$python" -m pip install --quiet --no-index --no-deps --target "$work/site" \
       .whl/*.whl >"$out/wheels_install.log" 2>&1 \
       || echo "check.sh: installing .whl/ failed (see $out/wheels_install.log)" >&2
-    export PYTHONPATH="$work/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+    export PYTHONPATH="$work/site:$PYTHONPATH"
   else
     echo "check.sh: no .whl/ here; using the installed packages" >&2
   fi
