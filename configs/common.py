@@ -63,6 +63,11 @@ def data_config(pairs: str) -> ml_collections.ConfigDict:
       dataset='tiny_imagenet',  # or cifar10, an npz file, an image folder...
       split='train',
       data_dir='',              # '' → $SSL_PAIRS_DATA_DIR → TFDS default dir.
+      # A builtin dataset (cifar10, cifar100, stl10, tiny_imagenet) missing
+      # from data_dir is downloaded and prepared there (what `ssl-pairs
+      # prepare-data` does); False: its absence is an error naming that
+      # command. Optional eval datasets ('cifar100?') are never downloaded.
+      download=True,
       image_size=64,
       # Resolution the images are held at, the views being cut from them and
       # resized to image_size: 0 = image_size (resize first), -1 = as stored
@@ -140,6 +145,12 @@ def eval_config() -> ml_collections.ConfigDict:
       # stop-gradient features (ssl_pairs/online_probe.py); its batch
       # accuracy is logged and its test accuracy reported beside the probe.
       online_probe=False,
+      # True: the final report shows the untrained encoder's numbers (the
+      # same network and seed before any step) and the gain beside the
+      # trained ones: the learning curve's epoch-0 point when there is one,
+      # else evaluated once and cached in ~/.cache/ssl_pairs/untrained
+      # ($SSL_PAIRS_CACHE_DIR) per network, seed and evaluation.
+      untrained=True,
   ))
 
 
@@ -300,6 +311,8 @@ def mined_config(method: str, pairs: str, name: str, arg):
   c.name = run_name(name, arg)
   where = MINED_DATA[pairs]
   c.data.dataset = where['dataset']
+  if args.smoke:  # Mined sources' own data is slow to evaluate (or a video).
+    c.eval.datasets = 'tiny_imagenet'
   if not (args.runlocal or args.smoke):
     c.model.arch = args.arch or where['arch']
     c.data.image_size = args.size or where['image_size']
@@ -381,7 +394,9 @@ def base_config(method: ml_collections.ConfigDict, pairs: str, name: str,
     c.log_every_steps = 2
     c.checkpoint_every_steps = 2
     c.progress = False
-    c.eval.datasets = 'tiny_imagenet'
+    # The run's own dataset (tiny_imagenet unless --config.data.dataset
+    # names another), so a smoke test of the user's data evaluates on it.
+    c.eval.datasets = 'pretraining'
     c.eval.train_limit = 400
     c.eval.test_limit = 200
     c.eval.probe_max_iter = 50

@@ -23,6 +23,7 @@ def get_config(arg=None):
   c.restore = ''        # Workdir (or its checkpoints/ folder) to evaluate.
   c.restore_step = 0    # 0 = latest checkpoint.
   c.data_dir = ''       # '' = the checkpoint's, else $SSL_PAIRS_DATA_DIR.
+  c.download = True     # Download a missing builtin dataset (data.download).
   c.seed = 0
   c.eval = common.eval_config()
   if args.smoke:

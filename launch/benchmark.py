@@ -4,8 +4,8 @@ Throughput of a method's train step and of the input pipeline, measured
 separately and end to end, side by side in one run.
 
 For each method (``--methods``, default SimCLR), setting (arch, width — the
-patch size for a ViT —, resolution, batch; ``--preset=gpu`` gives the issue's
-three: ResNet-18 32 px b512, ResNet-50 64 px b256, ViT-S/8 64 px b256) and
+patch size for a ViT —, resolution, batch; ``--preset=gpu`` gives three GPU
+settings: ResNet-18 32 px b512, ResNet-50 64 px b256, ViT-S/8 64 px b256) and
 place of augmentation (``--augment_on=host,device``: views made by the grain
 workers, or inside the jitted step from the uint8 images the host gathers):
 

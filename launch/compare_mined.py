@@ -37,7 +37,7 @@ from ssl_pairs.metrics import format_seconds, read_jsonl
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 PRIORS = ('pixels', 'autoencoder', 'checkpoint')
-# Published reference points (METHODS.md §1).
+# Published reference points (docs/pair_sources.md).
 PAPER = ('GPS-SSL (CIFAR-10, weak augmentation, ResNet-18, full training): '
          'GPS-SimCLR 85.58 % vs SimCLR 37.51 %; SPPS: about +4 points over '
          'SimCLR (ImageNet, 800 epochs).')

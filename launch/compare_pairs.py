@@ -106,7 +106,7 @@ _COLLECT_ONLY = flags.DEFINE_bool(
 
 RUNS = (('semantic', simclr_sp), ('augmented', simclr_pa))
 # Peer calibration (lightly 1.6 / PyTorch, ResNet-18 width 16, batch 128, 8
-# epochs of the 20k Tiny-ImageNet images at 32 px; METHODS.md §1).
+# epochs of the 20k Tiny-ImageNet images at 32 px; docs/results/compare_pairs.md).
 CALIBRATION = {
     'augmented': {'cifar10 probe': 46.1, 'cifar10 knn@200': 39.1,
                   'tiny_imagenet probe': 8.8},
@@ -202,7 +202,8 @@ def write_outputs(rows, facts, out_dir, settings):
   for arm, f in facts.items():
     lines.append(f'| {arm} | {f["loss"][0]:.3f} → {f["loss"][1]:.3f} | '
                  f'{f["rank"][0]:.1f} → {f["rank"][1]:.1f} |')
-  lines += ['', '## Peer calibration (lightly, PyTorch; METHODS.md §1)', '',
+  lines += ['', '## Peer calibration (lightly, PyTorch; the peer run is described in '
+            '[docs/results/compare_pairs.md](../results/compare_pairs.md))', '',
             '| pairs | CIFAR-10 probe | CIFAR-10 kNN@200 | Tiny-ImageNet val '
             'probe |', '|---|---|---|---|']
   for arm, c in CALIBRATION.items():

@@ -104,8 +104,8 @@ def write_record(record, record_dir):
 
 
 # Config keys that do not change a finished run's results.
-RECORD_IGNORED = ('name', 'data.pair_file', 'data.data_dir', 'data.num_workers',
-                  'data.prefetch', 'progress', 'log_every_steps',
+RECORD_IGNORED = ('name', 'data.pair_file', 'data.data_dir', 'data.download',
+                  'data.num_workers', 'data.prefetch', 'progress', 'log_every_steps',
                   'checkpoint_every_steps', 'keep_checkpoints')
 
 

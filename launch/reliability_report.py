@@ -207,8 +207,8 @@ def cases(tmp):
       ('unknown pair source', lambda: _message(smoke(**{'data.pairs': 'nn'}))),
       ('unknown dataset', lambda: _message(
           smoke(**{'data.dataset': 'imagenet22k'}))),
-      ('no data where it looked', lambda: _message(
-          smoke(**{'data.dataset': 'tiny_imagenet',
+      ('no data where it looked (downloads off)', lambda: _message(
+          smoke(**{'data.dataset': 'tiny_imagenet', 'data.download': False,
                    'data.data_dir': os.path.join(tmp, 'nowhere')}))),
       ('batch_size=0', lambda: _message(smoke(batch_size=0))),
       ('negative pairs_per_class', lambda: _message(

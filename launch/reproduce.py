@@ -3,7 +3,7 @@ r"""python launch/reproduce.py --table=main --scale=cpu
 Reproduces one of the study's tables: runs what is missing (resumable —
 finished runs are skipped, killed ones resume), then writes
 ``<out>/<table>.md``, ``<table>.csv`` and ``<table>.png`` with the papers'
-numbers (METHODS.md §1) beside ours. ``--dry_run`` lists the runs and their
+numbers (docs/reproducing.md) beside ours. ``--dry_run`` lists the runs and their
 estimated time (building the pair files it needs to count them). See docs/reading_tables.md for how to read each one.
 
 Tables (every run trains with the same scale and seed; one run can serve
@@ -72,7 +72,7 @@ SCALES = {
                   recipe='paper', step_seconds=float('nan')),
 }
 
-# The papers' numbers (METHODS.md §1): CIFAR-10 / CIFAR-100 / STL-10 linear
+# The papers' numbers (docs/reproducing.md): CIFAR-10 / CIFAR-100 / STL-10 linear
 # probe, ResNet-50 (SimCLR) unless noted.
 PAPER = {
     'main': {'semantic': 'C10 83.60 / C100 59.58 / STL 85.59',

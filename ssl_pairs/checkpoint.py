@@ -35,7 +35,7 @@ FORMAT_VERSION = 1
 RESUME_SAFE_KEYS = ('epochs', 'total_steps', 'log_every_steps',
                     'checkpoint_every_steps', 'keep_checkpoints', 'progress',
                     'restore', 'restart', 'eval.', 'data.data_dir',
-                    'data.num_workers', 'data.prefetch', 'model.remat')
+                    'data.download', 'data.num_workers', 'data.prefetch', 'model.remat')
 # Settings added to ssl_pairs after checkpoints were written, with the value
 # the code used before they existed: a checkpoint without one resumes safely
 # only if the new config keeps that value.

@@ -15,6 +15,8 @@ exception                              exit
 """
 
 import functools
+import importlib.util
+import os
 import sys
 
 
@@ -68,6 +70,55 @@ def run(main, clear: bool = True, **kwargs):
     if wants_help and e.code == 1:
       sys.exit(0)
     raise
+
+
+def installed_configs_dir():
+  """The folder of the ``configs`` package (the checkout's or the wheel's)."""
+  spec = importlib.util.find_spec('configs')
+  if spec is None or not spec.submodule_search_locations:
+    return None
+  return list(spec.submodule_search_locations)[0]
+
+
+def resolve_config_path(value: str) -> str:
+  """``--config``'s value with its path made to exist where it can: a path
+  that exists is kept; otherwise ``NAME``, ``NAME.py`` or ``configs/NAME.py``
+  is looked up in the installed configs (``:switches`` are kept)."""
+  path, sep, switches = value.partition(':')
+  if os.path.exists(path):
+    return value
+  folder = installed_configs_dir()
+  if folder is None:
+    return value
+  name = os.path.basename(path)
+  name = name if name.endswith('.py') else name + '.py'
+  candidate = os.path.join(folder, name)
+  if os.path.isfile(candidate):
+    return candidate + sep + switches
+  return value
+
+
+def resolve_config_args(argv, default=None):
+  """argv with ``--config`` resolved (see :func:`resolve_config_path`) and,
+  when ``default`` is given and no ``--config`` is, ``--config=default``."""
+  out, given = list(argv[:1]), False
+  args = list(argv[1:])
+  i = 0
+  while i < len(args):
+    a = args[i]
+    if a.startswith('--config='):
+      out.append('--config=' + resolve_config_path(a[len('--config='):]))
+      given = True
+    elif a == '--config' and i + 1 < len(args):
+      out += ['--config', resolve_config_path(args[i + 1])]
+      given = True
+      i += 1
+    else:
+      out.append(a)
+    i += 1
+  if default and not given:
+    out.insert(1, '--config=' + resolve_config_path(default))
+  return out
 
 
 # ``ssl-pairs <command>``: each command is an existing program, run with the

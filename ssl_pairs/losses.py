@@ -2,7 +2,7 @@
 
 Every function here is a pure function of arrays, computes in float32 whatever the
 input dtype (so a bf16 model still gets fp32 reductions), and follows the exact
-semantics written in METHODS.md §2, which independent reference checks rely on.
+semantics stated in docs/methods.md, which independent reference checks rely on.
 """
 
 import jax
@@ -30,7 +30,7 @@ def nt_xent(z, ids, temperature, valid=None, positive_form='log_sum'):
     temperature: softmax temperature τ.
     valid: optional [M] bool mask; invalid entries (padding) are neither
       anchors, positives nor negatives.
-    positive_form: 'log_sum' (default, METHODS.md): loss_a = −log(Σ_pos e^s /
+    positive_form: 'log_sum' (default, docs/methods.md): loss_a = −log(Σ_pos e^s /
       Σ_{b≠a} e^s); 'mean_log' (SupCon's L_out): loss_a = −mean_pos log(e^s /
       Σ_{b≠a} e^s). They agree when every anchor has exactly one positive.
 
@@ -106,7 +106,7 @@ def vicreg_loss(z1, z2, sim_weight=25.0, var_weight=25.0, cov_weight=1.0):
   mean_j relu(1 − sqrt(Var(z^j) + 1e-4)) (unbiased variance); cov = Σ over
   both branches of Σ_{i≠j} C_ij² / D with C the (N−1)-normalised covariance.
   The authors' released code halves the variance term; this follows the
-  equation, as METHODS.md §2 specifies.
+  equation, as docs/methods.md states.
   """
   sim, var, cov = vicreg_terms(z1, z2)
   return sim_weight * sim + var_weight * var + cov_weight * cov

@@ -16,6 +16,7 @@
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -199,7 +200,8 @@ def load_pretraining_data(config, workdir: Optional[str] = None):
   """(image source, pair set) of the pretraining data."""
   data_dir = sources_lib.resolve_data_dir(config.data.data_dir)
   source = sources_lib.load_split(config.data.dataset, config.data.split,
-                                  data_dir, load_size(config.data))
+                                  data_dir, load_size(config.data),
+                                  download=config.data.get('download', True))
   if config.data.object_crops:
     source = sources_lib.object_crops(source)
     metrics_lib.say(f'Pretraining on object crops: {len(source)} images cut '
@@ -317,7 +319,8 @@ def _finished_report(workdir, step, total_steps, config):
   with open(path) as f:
     report = json.load(f)
   wanted = {eval_lib.result_key(name) for name, optional in
-            eval_lib.parse_datasets(config.eval.datasets) if not optional}
+            eval_lib.parse_datasets(config.eval.datasets, config.data.dataset)
+            if not optional}
   done = {name for name, r in report.get('results', {}).items()
           if r.get('step') == total_steps}
   return report if wanted <= done else None
@@ -351,7 +354,41 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   workdir = workdir_lib.prepare(workdir)
   with workdir_lib.exclusive(workdir, 'training',
                              enabled=jax.process_index() == 0):
+    finished = _finished_before_loading(config, workdir)
+    if finished is not None:
+      return finished
     return _run(config, workdir, stop_after_step)
+
+
+def _say_finished(workdir, step, total_steps):
+  metrics_lib.say(
+      f'{workdir} is finished (step {step} of {total_steps}, evaluated); '
+      'its results are in eval.json. To evaluate it again with other '
+      f'settings: ssl-pairs eval --config.restore={workdir} '
+      '[--config.eval.…] (or python main.py --config=configs/linear_eval.py '
+      f'--config.restore={workdir}).')
+
+
+def _finished_before_loading(config, workdir):
+  """The report of a run finished in ``workdir`` with this very config,
+  decided from its config.json and eval.json alone — so a rerun says so at
+  once instead of loading the data and restoring the checkpoint first — or
+  None. (One process only: several would each read their own disk.)"""
+  if jax.process_count() != 1:
+    return None
+  try:
+    with open(os.path.join(workdir, 'config.json')) as f:
+      saved = json.load(f)
+    with open(os.path.join(workdir, 'eval.json')) as f:
+      total = json.load(f).get('total_steps')
+  except (OSError, ValueError):
+    return None
+  if total is None or saved != json.loads(json.dumps(config.to_dict())):
+    return None
+  report = _finished_report(workdir, total, total, config)
+  if report is not None:
+    _say_finished(workdir, total, total)
+  return report
 
 
 @dataclasses.dataclass
@@ -386,7 +423,70 @@ def _write_config(config, workdir: str) -> None:
 def _evaluator(config, mesh) -> eval_lib.Evaluator:
   return eval_lib.Evaluator(
       config.eval, sources_lib.resolve_data_dir(config.data.data_dir),
-      config.data.image_size, config.model, mesh, seed=config.seed)
+      config.data.image_size, config.model, mesh, seed=config.seed,
+      pretraining_dataset=config.data.dataset,
+      download=config.data.get('download', True))
+
+
+CACHE_DIR_ENV = 'SSL_PAIRS_CACHE_DIR'
+
+
+def untrained_cache_path(config) -> str:
+  """Where the untrained encoder's evaluation of ``config`` is cached: one
+  file per everything that decides it — the network (model.*), the method
+  (its parameters are initialised from one key), the seed, the resolution,
+  the evaluation settings and the data folder."""
+  key = {'model': config.model.to_dict(), 'method': config.method.name,
+         'seed': config.seed, 'image_size': config.data.image_size,
+         'eval': {k: v for k, v in config.eval.to_dict().items()
+                  if k not in ('every_epochs', 'online_probe', 'untrained')},
+         'pretraining_dataset': config.data.dataset,
+         'data_dir': os.path.abspath(
+             sources_lib.resolve_data_dir(config.data.data_dir)),
+         'version': 1}
+  digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()
+                          ).hexdigest()[:20]
+  root = os.environ.get(CACHE_DIR_ENV) or os.path.join('~', '.cache',
+                                                       'ssl_pairs')
+  return os.path.join(os.path.expanduser(root), 'untrained', digest + '.json')
+
+
+def _untrained_results(config, data, evaluator, loop) -> Optional[Dict]:
+  """The untrained encoder's results for the final report: the learning
+  curve's epoch-0 point when the run has one, else the cache, else one
+  evaluation of ``initial_state`` now (then cached). None when
+  ``eval.untrained`` is off."""
+  if not config.eval.get('untrained', True):
+    return None
+  curve = loop.curve_results(0)
+  if curve is not None:
+    return curve
+  path = untrained_cache_path(config)
+  # One process only: with several, each would decide from its own disk
+  # whether to join the (collective) evaluation.
+  if jax.process_count() == 1 and os.path.exists(path):
+    try:
+      with open(path) as f:
+        return json.load(f)['results']
+    except (OSError, ValueError, KeyError):
+      pass  # A torn or foreign file: evaluate again and rewrite it.
+  metrics_lib.say('Evaluating the untrained encoder (same network and seed) '
+                  'for comparison, once: cached in '
+                  f'{os.path.dirname(path)}; --config.eval.untrained=False '
+                  'skips it.')
+  *_, state = initial_state(config, data.mesh, data.source,
+                            data.steps_per_epoch, data.total_steps)
+  results = evaluator(state_lib.encoder_variables(state))
+  if jax.process_index() == 0:
+    try:
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      tmp = f'{path}.tmp{os.getpid()}'
+      with open(tmp, 'w') as f:
+        json.dump({'results': results}, f)
+      os.replace(tmp, path)
+    except OSError as e:
+      metrics_lib.say(f'Could not cache the untrained evaluation ({e}).')
+  return results
 
 
 def _resume(config, workdir, checkpoints, state, total_steps):
@@ -399,11 +499,7 @@ def _resume(config, workdir, checkpoints, state, total_steps):
   start, state, saved = restored
   finished = _finished_report(workdir, start, total_steps, config)
   if finished is not None:
-    metrics_lib.say(
-        f'{workdir} is finished (step {start} of {total_steps}, evaluated); '
-        'its results are in eval.json. To evaluate it again with other '
-        'settings: python main.py --config=configs/linear_eval.py '
-        f'--config.restore={workdir} [--config.eval.…].')
+    _say_finished(workdir, start, total_steps)
   else:
     metrics_lib.say(f'Resumed {workdir} at step {start}.')
   return start, state, saved['iterator'], saved['train_seconds'], finished
@@ -424,13 +520,21 @@ def itstime(step: int, every: int, total_steps: int) -> bool:
   return step == total_steps or (every > 0 and step % every == 0)
 
 
+def _classes_note(config) -> str:
+  """Says when data.classes keeps only some of the dataset's classes (as
+  ``:smoke`` does), so a subset never passes unnoticed."""
+  classes = str(config.data.get('classes', 'all'))
+  return '' if classes == 'all' else f' (pairs from data.classes={classes!r} only)'
+
+
 def _run(config, workdir: str, stop_after_step: int) -> Dict[str, Any]:
   """``run`` in a prepared workdir whose lock this process holds: data,
   state, resume, loop, report."""
   data = _data(config, workdir)
   metrics_lib.say(
       f'Pretraining on {data.source.name} {data.source.split}: '
-      f'{len(data.source)} images, {len(data.pair_set)} {config.data.pairs} '
+      f'{len(data.source)} images of {data.source.num_classes} classes'
+      f'{_classes_note(config)}, {len(data.pair_set)} {config.data.pairs} '
       f'pairs, {data.total_steps} steps of {config.batch_size} pairs on '
       f'{data.mesh.devices.size} device(s).')
   method, schedule, tx, state = initial_state(
@@ -456,26 +560,35 @@ def _run(config, workdir: str, stop_after_step: int) -> Dict[str, Any]:
       time.sleep(60)
     return _report(config, workdir, loop.evaluator, loop.state,
                    data.total_steps, data.steps_per_epoch, loop.train_seconds,
-                   loop.curve_results(data.total_steps))
+                   loop.curve_results(data.total_steps),
+                   untrained=lambda: _untrained_results(
+                       config, data, loop.evaluator, loop))
 
 
 def _report(config, workdir, evaluator, state, step, steps_per_epoch,
-            train_seconds, results=None) -> Dict[str, Any]:
+            train_seconds, results=None, untrained=None) -> Dict[str, Any]:
   """Step 5: evaluates ``state`` (unless its ``results`` are known) and
-  writes eval.json / eval.md; returns the report (empty off process 0)."""
+  writes eval.json / eval.md; returns the report (empty off process 0).
+  ``untrained``: a function giving the untrained encoder's results, shown
+  beside the trained ones."""
   t0 = time.time()
   if results is None:
     results = evaluator(state_lib.encoder_variables(state),
                         _online_probe(config, state))
   for r in results.values():
     r['step'] = step
+  floor = untrained() if untrained is not None else None
   if jax.process_index() != 0:
     return {}
-  return eval_lib.write_report(workdir, results, {
-      'run': config.name, 'step': step, 'epochs': step / steps_per_epoch,
-      'train_seconds': round(train_seconds, 2),
-      'eval_seconds': round(time.time() - t0, 2),
-      'skipped': evaluator.skipped})
+  info = {'run': config.name, 'step': step, 'epochs': step / steps_per_epoch,
+          'train_seconds': round(train_seconds, 2),
+          'eval_seconds': round(time.time() - t0, 2),
+          'skipped': evaluator.skipped}
+  if untrained is not None:  # The final report of a training run.
+    info['total_steps'] = step
+  if floor is not None:
+    info['untrained'] = {name: dict(r, step=0) for name, r in floor.items()}
+  return eval_lib.write_report(workdir, results, info)
 
 
 class _Loop:

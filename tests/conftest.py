@@ -30,6 +30,11 @@ if 'xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                              ' --xla_backend_optimization_level=0').strip()
 
+# The untrained encoder's cached evaluations (train.untrained_cache_path) go
+# to a folder of this test session, not the user's ~/.cache.
+os.environ.setdefault('SSL_PAIRS_CACHE_DIR',
+                      tempfile.mkdtemp(prefix='ssl_pairs_test_cache_'))
+
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 

@@ -104,7 +104,7 @@ def test_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
       'import os, sys\n'
       'import ssl_pairs, configs, launch\n'
       'from ssl_pairs.data import pairs\n'
-      'from ssl_pairs.tools import main\n'
+      'from ssl_pairs import cli as main\n'
       'site = sys.argv[1]\n'
       'for m in (ssl_pairs, configs, launch):\n'
       '  assert m.__file__.startswith(site), m.__file__\n'
@@ -151,7 +151,7 @@ def test_config_arguments_resolve(tmp_path):
   """A path that exists is kept; a name or a checkout-relative path that does
   not exist here is found among the installed configs, switches kept;
   ``eval`` adds configs/linear_eval.py only when no --config is given."""
-  from ssl_pairs.tools import main  # pylint: disable=g-import-not-at-top
+  from ssl_pairs import cli as main  # pylint: disable=g-import-not-at-top
   configs_dir = main.installed_configs_dir()
   own = tmp_path / 'mine.py'
   own.write_text('')
@@ -160,10 +160,10 @@ def test_config_arguments_resolve(tmp_path):
   assert main.resolve_config_path('byol_sp:smoke') == want + ':smoke'
   assert main.resolve_config_path('byol_sp.py') == want
   assert main.resolve_config_path('no_such_config') == 'no_such_config'
-  args = main._resolve_config_args(['p', '--config.restore=w'],
+  args = main.resolve_config_args(['p', '--config.restore=w'],
                                    'configs/linear_eval.py')
   assert args[1].startswith('--config=') and args[2] == '--config.restore=w'
   assert os.path.isfile(args[1][len('--config='):])
-  args = main._resolve_config_args(['p', '--config', 'byol_sp'],
+  args = main.resolve_config_args(['p', '--config', 'byol_sp'],
                                    'configs/linear_eval.py')
   assert args == ['p', '--config', want]

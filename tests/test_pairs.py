@@ -116,7 +116,7 @@ def test_matched_pa_file_of_every_image_is_the_augmented_source(
   """build_pairs' PA file over all images of all classes lists exactly the
   pairs, in the order, that data.pairs='augmented' makes with the same seed,
   so a PA pair-file run and an all-images run train on identical batches
-  (measured: 1250 identical SimCLR losses, BENCHMARKS.md)."""
+  (measured: 1250 identical SimCLR losses, docs/results/reproduce.md)."""
   src = sources.load_split(synthetic_npz, 'train', '', None)
   files = pairs_lib.build_matched_sets(src, 'all', 10, 'images', 0,
                                        str(tmp_path))['files']

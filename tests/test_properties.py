@@ -1,5 +1,5 @@
 """Properties the study relies on, each one a bug we once put in and no test
-caught (mutation run, BENCHMARKS.md "Mutation testing"): two views of one
+caught (mutation run, docs/development.md "Mutation check"): two views of one
 image differ; the crop scale setting reaches the crop sampler; colour jitter
 applies its ops in a seeded random order; kNN and the linear probe are
 invariant to what their protocol normalises away, and the probe's λ is the

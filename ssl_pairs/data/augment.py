@@ -7,7 +7,7 @@ luma grayscale (0.299, 0.587, 0.114), Gaussian blur with σ ~ U(0.1, 2), and
 solarize at 128. A view is a pure function of (image, numpy Generator, spec),
 so the same seed gives the same crops.
 
-Presets (``config.data.augment.preset``; METHODS.md §3):
+Presets (``config.data.augment.preset``; docs/methods.md):
 
 * ``strong`` — crop (0.08, 1), flip 0.5, colour jitter p 0.8, grayscale 0.2,
   blur p 0.5 above 32 px (off at ≤ 32 px), on both views;

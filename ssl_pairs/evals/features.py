@@ -15,7 +15,7 @@ def make_feature_fn(backbone, mesh, dtype: str = 'float32') -> Callable:
   """jit(fn(variables, uint8 images) -> pooled features), batch split on mesh.
 
   Features are the pooled backbone output in eval mode (BatchNorm running
-  statistics), on the un-augmented image (METHODS.md §4).
+  statistics), on the un-augmented image (docs/evaluation.md).
   """
   compute_dtype = DTYPES[dtype]
 

@@ -3,6 +3,9 @@
 ``config.eval.datasets`` is a comma list of dataset names or paths (see
 :func:`ssl_pairs.data.sources.load_split`); a trailing ``?`` marks a dataset as
 optional (skipped with a note when it is not on disk, e.g. ``cifar100?``).
+A required builtin dataset that is missing is downloaded first when
+``download`` (``data.download``) is on; an optional one never is (``?`` means
+"if present"), and its note names the command that prepares it.
 Results are keyed by the name as written (for a path: the file or folder
 name). Images are resized to the pretraining resolution. A dataset without a
 test split is split 50/50 per class with a fixed seed, and its result says so.
@@ -42,13 +45,27 @@ class EvalSet:
   note: str = ''
 
 
-def parse_datasets(spec: str) -> List[Tuple[str, bool]]:
-  """'cifar10,cifar100?' → [('cifar10', False), ('cifar100', True)]."""
+PRETRAINING = 'pretraining'  # In eval.datasets: the run's own data.dataset.
+
+
+def parse_datasets(spec: str, pretraining: Optional[str] = None
+                   ) -> List[Tuple[str, bool]]:
+  """'cifar10,cifar100?' → [('cifar10', False), ('cifar100', True)];
+  ``pretraining`` (the run's data.dataset) stands in for the name
+  'pretraining'."""
   out = []
   for token in str(spec).split(','):
     token = token.strip()
-    if token:
-      out.append((token.rstrip('?'), token.endswith('?')))
+    if not token:
+      continue
+    name = token.rstrip('?')
+    if name == PRETRAINING:
+      if not pretraining:
+        raise UserError("eval.datasets names 'pretraining', but there is no "
+                        'pretraining dataset here; name the evaluation '
+                        'dataset instead (e.g. --config.eval.datasets=cifar10).')
+      name = pretraining
+    out.append((name, token.endswith('?')))
   return out
 
 
@@ -85,14 +102,18 @@ def stratified_halves(labels: np.ndarray, seed: int):
 
 
 def load_eval_set(name: str, data_dir: str, image_size: int,
-                  eval_config, seed: int) -> EvalSet:
-  """Train/test splits of ``name`` at ``image_size``, limited as configured."""
+                  eval_config, seed: int, download: bool = False) -> EvalSet:
+  """Train/test splits of ``name`` at ``image_size``, limited as configured
+  (``download``: see ``sources.load_split``)."""
   note = ''
   if sources_lib.has_split(name, 'test', data_dir):
-    train = sources_lib.load_split(name, 'train', data_dir, image_size)
-    test = sources_lib.load_split(name, 'test', data_dir, image_size)
+    train = sources_lib.load_split(name, 'train', data_dir, image_size,
+                                   download=download)
+    test = sources_lib.load_split(name, 'test', data_dir, image_size,
+                                  download=download)
   else:
-    whole = sources_lib.load_split(name, 'train', data_dir, image_size)
+    whole = sources_lib.load_split(name, 'train', data_dir, image_size,
+                                   download=download)
     first, second = stratified_halves(whole.labels, seed)
     train, test = whole.subset(first), whole.subset(second)
     note = f'no test split: stratified 50/50 split with seed {seed}'
@@ -113,8 +134,11 @@ class Evaluator:
   """
 
   def __init__(self, eval_config, data_dir: str, image_size: int, model_config,
-               mesh, seed: int = 0):
+               mesh, seed: int = 0, pretraining_dataset: Optional[str] = None,
+               download: bool = False):
     self.config = eval_config
+    self.download = download
+    self.pretraining_dataset = pretraining_dataset
     self.data_dir = data_dir
     self.image_size = image_size
     self.mesh = mesh
@@ -138,10 +162,12 @@ class Evaluator:
   def sets(self) -> List[EvalSet]:
     if self._sets is None:
       self._sets = []
-      for name, optional in parse_datasets(self.config.datasets):
+      for name, optional in parse_datasets(self.config.datasets,
+                                           self.pretraining_dataset):
         try:
-          self._sets.append(load_eval_set(name, self.data_dir, self.image_size,
-                                          self.config, self.seed))
+          self._sets.append(load_eval_set(
+              name, self.data_dir, self.image_size, self.config, self.seed,
+              download=self.download and not optional))
         except UserError as e:
           if not optional:
             raise
@@ -231,9 +257,25 @@ def _metric_columns(results) -> List[str]:
                                      c == 'online_probe', len(c), c))
 
 
+def comparable_untrained(results, untrained):
+  """{dataset: untrained result} for the datasets whose untrained result was
+  measured with the same protocol as the trained one (else no comparison)."""
+  out = {}
+  for name, r in results.items():
+    u = (untrained or {}).get(name)
+    if u is not None and u.get('protocol') == r.get('protocol'):
+      out[name] = u
+  return out
+
+
 def markdown_table(results: Dict[str, Dict[str, object]],
-                   with_protocol: bool = False) -> str:
-  """Markdown table: one row per dataset, top-1 accuracies in %."""
+                   with_protocol: bool = False,
+                   untrained: Optional[Dict[str, Dict[str, object]]] = None
+                   ) -> str:
+  """Markdown table: one row per dataset, top-1 accuracies in %; with
+  ``untrained`` (the same evaluation of the encoder before training), each
+  dataset also gets an 'untrained encoder' row and a 'gain' row."""
+  untrained = comparable_untrained(results, untrained)
   cols = _metric_columns(results)
   header = ['dataset'] + [f'{c} top-1 %' for c in cols] + [
       'train / test images', 'step'] + (['protocol'] if with_protocol else []
@@ -247,6 +289,17 @@ def markdown_table(results: Dict[str, Dict[str, object]],
         [name] + vals + [f'{r.get("n_train", "-")} / {r.get("n_test", "-")}',
                          str(r.get('step', '-'))] + extra +
         [r.get('note', '')]) + ' |')
+    u = untrained.get(name)
+    if u is None:
+      continue
+    blank = [''] * (len(header) - 1 - len(cols))
+    lines.append('| ' + ' | '.join(
+        [f'{name}: untrained encoder'] +
+        [f'{u[c]:.2f}' if c in u else '-' for c in cols] + blank) + ' |')
+    lines.append('| ' + ' | '.join(
+        [f'{name}: gain'] +
+        [f'{r[c] - u[c]:+.2f}' if c in r and c in u else '-' for c in cols] +
+        blank) + ' |')
   return '\n'.join(lines)
 
 
@@ -302,7 +355,12 @@ def write_report(workdir: str, results: Dict[str, Dict[str, object]],
            f'- training wall-clock time: '
            f'{format_seconds(report.get("train_seconds"))}', '',
            '## Latest result per dataset', '',
-           markdown_table(report['results'], with_protocol=True), '']
+           markdown_table(report['results'], with_protocol=True,
+                          untrained=report.get('untrained')), '']
+  if comparable_untrained(report['results'], report.get('untrained')):
+    lines += ['"untrained encoder": the same evaluation of the network as '
+              'initialised, before any step (same seed); "gain": trained '
+              'minus untrained, in points.', '']
   if len(history) > len(report['results']):
     lines += ['## Every evaluation written here (oldest first)', '',
               '| dataset | step | ' + ' | '.join(
@@ -354,7 +412,9 @@ def _evaluate_restored(config, out_dir: str, t0: float):
       config.data_dir or saved['data'].get('data_dir'))
   mesh = sharding_lib.make_mesh()
   evaluator = Evaluator(config.eval, data_dir, image_size, model_config, mesh,
-                        seed=config.seed)
+                        seed=config.seed,
+                        pretraining_dataset=saved['data'].get('dataset'),
+                        download=config.get('download', True))
   variables = jax.device_put(variables, sharding_lib.replicated(mesh))
   results = evaluator(variables)
   for r in results.values():

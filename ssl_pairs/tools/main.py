@@ -17,7 +17,6 @@ that jax.distributed.initialize() detects) so every process joins one mesh.
 folder): a path that does not exist is looked up among them.
 """
 
-import importlib.util
 import os
 import re
 import sys
@@ -138,64 +137,16 @@ def main(argv):
     workdir = _WORKDIR.value or os.path.join('runs', config.name)
     report = train.run(config, workdir)
     if report:
-      print(eval_run.markdown_table(report['results']))
+      print(eval_run.markdown_table(report['results'],
+                                    untrained=report.get('untrained')))
       print(f'Results: {os.path.join(workdir, "eval.json")}')
-
-
-def installed_configs_dir():
-  """The folder of the ``configs`` package (the checkout's or the wheel's)."""
-  spec = importlib.util.find_spec('configs')
-  if spec is None or not spec.submodule_search_locations:
-    return None
-  return list(spec.submodule_search_locations)[0]
-
-
-def resolve_config_path(value: str) -> str:
-  """``--config``'s value with its path made to exist where it can: a path
-  that exists is kept; otherwise ``NAME``, ``NAME.py`` or ``configs/NAME.py``
-  is looked up in the installed configs (``:switches`` are kept)."""
-  path, sep, switches = value.partition(':')
-  if os.path.exists(path):
-    return value
-  folder = installed_configs_dir()
-  if folder is None:
-    return value
-  name = os.path.basename(path)
-  name = name if name.endswith('.py') else name + '.py'
-  candidate = os.path.join(folder, name)
-  if os.path.isfile(candidate):
-    return candidate + sep + switches
-  return value
-
-
-def _resolve_config_args(argv, default=None):
-  """argv with ``--config`` resolved (see :func:`resolve_config_path`) and,
-  when ``default`` is given and no ``--config`` is, ``--config=default``."""
-  out, given = list(argv[:1]), False
-  args = list(argv[1:])
-  i = 0
-  while i < len(args):
-    a = args[i]
-    if a.startswith('--config='):
-      out.append('--config=' + resolve_config_path(a[len('--config='):]))
-      given = True
-    elif a == '--config' and i + 1 < len(args):
-      out += ['--config', resolve_config_path(args[i + 1])]
-      given = True
-      i += 1
-    else:
-      out.append(a)
-    i += 1
-  if default and not given:
-    out.insert(1, '--config=' + resolve_config_path(default))
-  return out
 
 
 def run(default_config=None):
   """The program: ``python main.py`` / ``ssl-pairs train`` (no default
   config) and ``ssl-pairs eval`` (default ``configs/linear_eval.py``)."""
   from ssl_pairs import cli  # pylint: disable=g-import-not-at-top
-  sys.argv = _resolve_config_args(sys.argv, default_config)
+  sys.argv = cli.resolve_config_args(sys.argv, default_config)
   if default_config is None:
     flags.mark_flags_as_required(['config'])
   # --help lists the flags of the program absl thinks is running (argv[0]).
