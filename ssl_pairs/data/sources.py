@@ -8,18 +8,28 @@ files) and ``boxes`` (Tiny-ImageNet object boxes, kept for later evaluations).
 Dataset names understood by :func:`load_split`:
 
 * ``cifar10`` — the ``cifar10_train_*.npz`` / ``cifar10_test.npz`` shards in the
-  data directory, else a prepared TFDS ``cifar10``;
+  data directory, else a TFDS ``cifar10`` prepared as ArrayRecord;
+* ``cifar100`` — ``cifar100_train.npz`` / ``cifar100_test.npz`` (fine labels)
+  in the data directory, else a TFDS ``cifar100`` prepared as ArrayRecord;
+* ``stl10`` — ``stl10_train.npz`` / ``stl10_test.npz`` (the labelled splits)
+  in the data directory, else a TFDS ``stl10`` prepared as ArrayRecord;
 * ``tiny_imagenet`` — the official Tiny-ImageNet-200 folder layout (the folder
   ``tiny-imagenet-200`` or ``tiny-imagenet-200-*`` in the data directory, or a
   path to it); splits ``train`` and ``val``;
-* ``cifar100``, ``stl10`` and ``tfds:<name>`` — TFDS ``data_source`` over
-  prepared ArrayRecord data;
+* ``tfds:<name>`` — TFDS ``data_source`` over prepared ArrayRecord data (in
+  the data directory, else TFDS's default one);
 * a path to an ``.npz`` file with ``images``/``labels`` (one split), or to an
   image folder ``root/<class>/*.{jpg,jpeg,png}`` (one split) or
   ``root/{train,test|val}/<class>/...`` (two splits).
 
 Where the data lives: ``config.data.data_dir``, else ``$SSL_PAIRS_DATA_DIR``,
-else TFDS's default data directory (see :func:`resolve_data_dir`).
+else TFDS's default data directory (see :func:`resolve_data_dir`). A builtin
+dataset that is not there is downloaded and prepared by
+:mod:`ssl_pairs.data.prepare` (the npz files above, from the official CIFAR
+and STL-10 archives and without TensorFlow; Tiny-ImageNet from its zip) when
+``load_split(..., download=True)`` (what training and evaluation pass for
+``data.download=True``); otherwise the error names the command that prepares
+it (:func:`prepare_command`).
 """
 
 import concurrent.futures
@@ -35,8 +45,11 @@ from PIL import Image
 from ssl_pairs.errors import UserError
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
-TFDS_NAMES = ('cifar100', 'stl10')
-BUILTIN_NAMES = ('cifar10', 'tiny_imagenet') + TFDS_NAMES
+# Builtin datasets read from npz files (what ssl_pairs.data.prepare writes),
+# else from a TFDS copy prepared as ArrayRecord.
+NPZ_NAMES = ('cifar10', 'cifar100', 'stl10')
+BUILTIN_NAMES = ('cifar10', 'tiny_imagenet', 'cifar100', 'stl10')
+_TITLES = {'cifar10': 'CIFAR-10', 'cifar100': 'CIFAR-100', 'stl10': 'STL-10'}
 # Folders of at most this many pixels are decoded into memory up front (fast
 # random access for many epochs); larger ones are decoded image by image.
 _PRELOAD_MAX_BYTES = 4 << 30
@@ -55,6 +68,58 @@ def resolve_data_dir(configured: Optional[str] = None) -> str:
 def _where_hint(data_dir: str) -> str:
   return (f'set SSL_PAIRS_DATA_DIR or --config.data.data_dir to the folder '
           f'that holds it (looked in {data_dir})')
+
+
+def prepare_command(name: str, data_dir: str) -> str:
+  """The command that downloads and prepares dataset ``name`` in ``data_dir``
+  (:mod:`ssl_pairs.data.prepare`), as the errors for missing data name it."""
+  return f'ssl-pairs prepare-data {name} --data_dir={data_dir}'
+
+
+def cifar10_npz(data_dir: str, split: str):
+  """The CIFAR-10 npz shards of ``split`` in ``data_dir`` (sorted; maybe [])."""
+  pattern = 'cifar10_train_*.npz' if split == 'train' else 'cifar10_test.npz'
+  return sorted(glob.glob(os.path.join(data_dir, pattern)))
+
+
+def npz_pattern(name: str, split: str) -> str:
+  """The file name (glob) of builtin ``name``'s npz files of ``split``."""
+  part = 'train' if split == 'train' else 'test'
+  if name == 'cifar10':
+    return 'cifar10_train_*.npz' if part == 'train' else 'cifar10_test.npz'
+  return f'{name}_{part}.npz'
+
+
+def builtin_npz(name: str, data_dir: str, split: str):
+  """The npz files of builtin ``name`` (one of :data:`NPZ_NAMES`) and
+  ``split`` ('train', else the test split) in ``data_dir`` (sorted; maybe
+  [])."""
+  if name == 'cifar10':
+    return cifar10_npz(data_dir, split)
+  path = os.path.join(data_dir, npz_pattern(name, split))
+  return [path] if os.path.isfile(path) else []
+
+
+def tfds_dirs(data_dir: str):
+  """Where :func:`load_tfds` looks: ``data_dir``, then TFDS's default dir."""
+  dirs = [data_dir]
+  default_dir = os.path.expanduser(
+      os.environ.get('TFDS_DATA_DIR', '~/tensorflow_datasets'))
+  if default_dir not in dirs:
+    dirs.append(default_dir)
+  return dirs
+
+
+def tfrecord_copy(name: str, dirs: Sequence[str]) -> Optional[str]:
+  """The folder of a TFRecord-prepared copy of TFDS ``name`` in ``dirs``, or
+  None: TFDS's "not ArrayRecord" error alone does not say a copy exists."""
+  base = name.split(':')[0]  # 'name/config:1.0.0' lives in name/config/1.0.0.
+  for d in dirs:
+    folder = os.path.join(d, base)
+    if os.path.isdir(folder) and glob.glob(
+        os.path.join(folder, '**', '*.tfrecord*'), recursive=True):
+      return folder
+  return None
 
 
 @dataclasses.dataclass
@@ -395,14 +460,20 @@ def load_tiny_imagenet(root: str, split: str,
 
 
 def load_tfds(name: str, split: str, data_dir: str,
-              image_size: Optional[int]) -> ImageSource:
-  """A TFDS dataset through ``tfds.data_source`` (prepared ArrayRecord data)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  dirs = [data_dir]
-  default_dir = os.path.expanduser(
-      os.environ.get('TFDS_DATA_DIR', '~/tensorflow_datasets'))
-  if default_dir not in dirs:
-    dirs.append(default_dir)
+              image_size: Optional[int],
+              prepare_arg: Optional[str] = None) -> ImageSource:
+  """A TFDS dataset through ``tfds.data_source`` (prepared ArrayRecord data).
+
+  ``prepare_arg`` is the prepare-data argument the errors name (None:
+  ``tfds:<name>``).
+  """
+  prepare_arg = prepare_arg or f'tfds:{name}'
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise UserError(f'Reading TFDS {name} needs tensorflow-datasets, which is '
+                    'not installed; pip install tensorflow-datasets.') from e
+  dirs = tfds_dirs(data_dir)
   source, error = None, None
   for d in dirs:
     try:
@@ -411,19 +482,23 @@ def load_tfds(name: str, split: str, data_dir: str,
     except Exception as e:  # TFDS raises several types for "not prepared".
       error = e
   if source is None:
-    text = str(error)
-    if 'array_record' in text.lower() or 'file_format' in text.lower():
+    # Only a copy on disk makes "prepared as TFRecord only" true: TFDS's
+    # errors mention file formats whether or not anything is there.
+    folder = tfrecord_copy(name, dirs)
+    if folder is not None:
       raise UserError(
-          f'TFDS {name} is prepared as TFRecord only, but random access needs '
-          f'ArrayRecord; convert it with `tfds build {name} '
-          f'--file_format=array_record --data_dir={data_dir}` (or '
-          'tfds.data_source after builder.download_and_prepare('
-          'file_format="array_record")).') from error
-    raise UserError(f'No prepared TFDS dataset {name!r} (split {split!r}) was '
-                    f'found in {" or ".join(dirs)}; prepare it on a machine '
-                    f'with network (`tfds build {name} '
-                    '--file_format=array_record`) and copy it there, or '
-                    f'{_where_hint(data_dir)}.') from error
+          f'TFDS {name} in {folder} is prepared as TFRecord only, but random '
+          'access needs ArrayRecord; convert it with `tfds convert_format '
+          f'--dataset_dir={folder} --out_file_format=array_record` (needs '
+          'TensorFlow), or delete that folder and run '
+          f'`{prepare_command(prepare_arg, data_dir)}`.') from error
+    raise UserError(
+        f'No prepared TFDS dataset {name!r} (split {split!r}) is in '
+        f'{" or ".join(dirs)}; prepare it with '
+        f'`{prepare_command(prepare_arg, data_dir)}` (needs network; '
+        f'offline, run `tfds build {name} --file_format=array_record '
+        f'--data_dir=DIR` elsewhere and copy DIR/{name.split(":")[0]} into '
+        f'{data_dir}), or {_where_hint(data_dir)}.') from error
   try:
     class_names = list(source.dataset_info.features['label'].names)
   except Exception:  # pylint: disable=broad-except
@@ -452,6 +527,16 @@ def load_tfds(name: str, split: str, data_dir: str,
   return src
 
 
+def _prepare_missing(name: str, data_dir: str) -> None:
+  """Downloads and prepares builtin ``name`` into ``data_dir`` (it is not
+  there and download=True); offline this raises the prepare UserError."""
+  from ssl_pairs.data import prepare as prepare_lib  # pylint: disable=g-import-not-at-top
+  print(f'{name} is not in {data_dir}: downloading and preparing it '
+        '(data.download=True; --config.data.download=False fails instead).',
+        flush=True)
+  prepare_lib.prepare(name, data_dir)
+
+
 def _split_folder(root: str, split: str) -> Optional[str]:
   aliases = {'train': ('train',), 'test': ('test', 'val', 'validation'),
              'val': ('val', 'validation', 'test')}
@@ -464,11 +549,11 @@ def _split_folder(root: str, split: str) -> Optional[str]:
 
 def has_split(name: str, split: str, data_dir: str) -> bool:
   """Whether ``load_split(name, split)`` would find a real split (not a 50/50)."""
-  if name == 'cifar10':
+  if name in NPZ_NAMES:
     return split in ('train', 'test')
   if name == 'tiny_imagenet':
     return split in ('train', 'val', 'test')  # 'test' reads the labelled val.
-  if name in TFDS_NAMES or name.startswith('tfds:'):
+  if name.startswith('tfds:'):
     return split in ('train', 'test')
   path = os.path.expanduser(name)
   if os.path.isdir(path):
@@ -476,9 +561,40 @@ def has_split(name: str, split: str, data_dir: str) -> bool:
   return False
 
 
+def _load_builtin_npz(name: str, split: str, data_dir: str,
+                      image_size: Optional[int], download: bool
+                      ) -> ImageSource:
+  """cifar10, cifar100 or stl10: its npz files, else a TFDS copy prepared
+  as ArrayRecord, else (download) the npz files prepared from the official
+  archive."""
+  files = builtin_npz(name, data_dir, split)
+  if files:
+    return load_npz(files, name, split, image_size)
+  try:
+    return load_tfds(name, split, data_dir, image_size, prepare_arg=name)
+  except UserError as e:
+    if not download:
+      if tfrecord_copy(name, tfds_dirs(data_dir)) is not None:
+        raise  # Its message says how to convert it.
+      raise UserError(
+          f'No {_TITLES[name]} data found: neither {npz_pattern(name, split)} '
+          f'nor a TFDS {name} prepared as ArrayRecord (`tfds build {name} '
+          '--file_format=array_record`, which needs TensorFlow); prepare it '
+          f'with `{prepare_command(name, data_dir)}` (no TensorFlow needed), '
+          f'or {_where_hint(data_dir)}.') from e
+  # The npz files are read first, so a TFRecord-only TFDS copy is no
+  # obstacle to preparing them.
+  _prepare_missing(name, data_dir)
+  files = builtin_npz(name, data_dir, split)
+  if files:
+    return load_npz(files, name, split, image_size)
+  return load_tfds(name, split, data_dir, image_size, prepare_arg=name)
+
+
 @functools.lru_cache(maxsize=16)
 def load_split(name: str, split: str, data_dir: str,
-               image_size: Optional[int]) -> ImageSource:
+               image_size: Optional[int], download: bool = False
+               ) -> ImageSource:
   """Loads one split of a dataset by name or path (see module docstring).
 
   Args:
@@ -487,29 +603,33 @@ def load_split(name: str, split: str, data_dir: str,
       dataset has only one of them).
     data_dir: directory holding the builtin datasets.
     image_size: square output resolution, or None to keep the stored size.
+    download: a builtin dataset (cifar10, cifar100, stl10, tiny_imagenet)
+      that is not in ``data_dir`` is downloaded and prepared there first
+      (:mod:`ssl_pairs.data.prepare`); data that is there is read as is.
+      False (the default, for tools and tests): its absence is an error that
+      names the prepare command.
 
   Returns:
     An ImageSource, cached per arguments: treat it as read-only.
   """
-  if name == 'cifar10':
-    pattern = 'cifar10_train_*.npz' if split == 'train' else 'cifar10_test.npz'
-    files = sorted(glob.glob(os.path.join(data_dir, pattern)))
-    if files:
-      return load_npz(files, 'cifar10', split, image_size)
-    try:
-      return load_tfds('cifar10', split, data_dir, image_size)
-    except UserError:
-      raise UserError(f'No CIFAR-10 data found: neither {pattern} nor a '
-                      f'prepared TFDS cifar10; {_where_hint(data_dir)}.')
+  if name in NPZ_NAMES:
+    return _load_builtin_npz(name, split, data_dir, image_size, download)
   if name == 'tiny_imagenet':
     root = find_tiny_imagenet(data_dir)
+    if root is None and download:
+      _prepare_missing('tiny_imagenet', data_dir)
+      root = find_tiny_imagenet(data_dir)
     if root is None:
       raise UserError('No Tiny-ImageNet folder (tiny-imagenet-200*/wnids.txt) '
-                      f'found; {_where_hint(data_dir)}.')
+                      'found; prepare it with '
+                      f'`{prepare_command("tiny_imagenet", data_dir)}`, or '
+                      f'{_where_hint(data_dir)}.')
     return load_tiny_imagenet(root, 'val' if split == 'test' else split,
                               image_size)
-  if name in TFDS_NAMES or name.startswith('tfds:'):
-    return load_tfds(name.removeprefix('tfds:'), split, data_dir, image_size)
+  if name.startswith('tfds:'):
+    # Never downloaded by itself: a tfds:<name> may be any size.
+    return load_tfds(name.removeprefix('tfds:'), split, data_dir, image_size,
+                     prepare_arg=name)
   path = os.path.expanduser(name)
   if not os.path.isabs(path) and not os.path.exists(path):
     if os.path.exists(os.path.join(data_dir, path)):
