@@ -354,6 +354,11 @@ def base_config(method: ml_collections.ConfigDict, pairs: str, name: str,
   c.model = ml_collections.ConfigDict(dict(
       arch='resnet50', width_multiplier=1.0, stem='cifar', patch_size=8,
       dtype='float32', init='default',
+      # 'same': flax's SAME padding on strided convs (pads (0, 1) on even
+      # inputs; every committed result); 'torch': torchvision's symmetric
+      # padding, so `ssl-pairs export` gives weights torchvision reproduces
+      # exactly (docs/export.md).
+      padding='same',
       # Recompute each block's activations in the backward pass (same loss
       # and gradients). On for the paper shape: SimCLR ResNet-50 at 64 px,
       # batch 256 keeps 103 GiB of activations for the backward pass without

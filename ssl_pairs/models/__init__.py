@@ -36,15 +36,23 @@ def get_backbone(model_config):
     init = model_config.get('init', 'default')
     if init not in resnet_lib.INITS:
       raise unknown_name_error('model.init', init, resnet_lib.INITS)
+    padding = model_config.get('padding', 'same')
+    if padding not in resnet_lib.PADDINGS:
+      raise unknown_name_error('model.padding', padding, resnet_lib.PADDINGS)
     module = resnet_lib.resnet(arch, model_config.width_multiplier,
                                model_config.stem, dtype, init,
-                               remat=model_config.get('remat', False))
+                               remat=model_config.get('remat', False),
+                               padding=padding)
     return module, resnet_lib.feature_dim(arch, model_config.width_multiplier)
   if arch in vit_lib.VIT_SIZES:
     if model_config.get('init', 'default') != 'default':
       raise UserError(f"model.init={model_config.init!r} applies to ResNets "
                       f"only; drop it for {arch} (ViTs initialise as their "
                       "paper does).")
+    if model_config.get('padding', 'same') != 'same':
+      raise UserError(f"model.padding={model_config.padding!r} applies to "
+                      f"ResNets only; drop it for {arch} (its patch embedding "
+                      "has no padding).")
     patch = model_config.get('patch_size', 8)
     if patch not in (4, 8, 16):
       raise unknown_name_error('model.patch_size', str(patch), ('4', '8', '16'))

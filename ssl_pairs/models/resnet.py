@@ -30,6 +30,19 @@ INITS = ('default', 'pytorch')
 TORCH_KERNEL_INIT = nn.initializers.variance_scaling(1.0 / 3, 'fan_in',
                                                      'uniform')
 
+# Padding of the 3×3 convolutions and the stem's max-pool (``model.padding``):
+# * 'same' — flax's 'SAME': a 3×3 stride-2 window over an even-sized input
+#   pads (0, 1), one pixel at the bottom/right only (over an odd size, (1, 1)
+#   as torch). What every checkpoint written before the option existed
+#   computes, so it stays the default.
+# * 'torch' — symmetric (1, 1) as torchvision's ResNet (``conv3x3``,
+#   ``MaxPool2d(3, 2, padding=1)``): the same parameters compute the same
+#   features as torchvision's network, so an export
+#   (``ssl_pairs.tools.export``, docs/export.md) is exact.
+# Stride-1 3×3 convolutions and 1×1 convolutions pad the same either way.
+PADDINGS = ('same', 'torch')
+_PAD3 = {'same': 'SAME', 'torch': ((1, 1), (1, 1))}
+
 
 class BasicBlock(nn.Module):
   """Two 3×3 convolutions with a residual connection (ResNet-18/34)."""
@@ -38,13 +51,15 @@ class BasicBlock(nn.Module):
   norm: ModuleDef
   strides: int = 1
   zero_init_last: bool = True
+  padding: Any = 'SAME'  # Of the (possibly strided) 3×3 convolutions.
 
   @nn.compact
   def __call__(self, x):
     residual = x
-    y = self.conv(self.filters, (3, 3), (self.strides, self.strides))(x)
+    y = self.conv(self.filters, (3, 3), (self.strides, self.strides),
+                  padding=self.padding)(x)
     y = nn.relu(self.norm()(y))
-    y = self.conv(self.filters, (3, 3))(y)
+    y = self.conv(self.filters, (3, 3), padding=self.padding)(y)
     # Zero-init the last BN scale of each block: the block starts as identity,
     # which stabilises large-batch training (Goyal et al. 2017).
     y = self.norm(scale_init=nn.initializers.zeros if self.zero_init_last
@@ -63,12 +78,14 @@ class BottleneckBlock(nn.Module):
   norm: ModuleDef
   strides: int = 1
   zero_init_last: bool = True
+  padding: Any = 'SAME'  # Of the (possibly strided) 3×3 convolutions.
 
   @nn.compact
   def __call__(self, x):
     residual = x
     y = nn.relu(self.norm()(self.conv(self.filters, (1, 1))(x)))
-    y = self.conv(self.filters, (3, 3), (self.strides, self.strides))(y)
+    y = self.conv(self.filters, (3, 3), (self.strides, self.strides),
+                  padding=self.padding)(y)
     y = nn.relu(self.norm()(y))
     y = self.conv(self.filters * 4, (1, 1))(y)
     y = self.norm(scale_init=nn.initializers.zeros if self.zero_init_last
@@ -93,6 +110,8 @@ class ResNet(nn.Module):
       conv + 3×3 stride 2 max-pool).
     dtype: computation dtype (parameters stay float32).
     init_scheme: 'default' or 'pytorch' (see ``INITS``; ``model.init``).
+    padding: 'same' or 'torch' (see ``PADDINGS``; ``model.padding``); the
+      parameters are the same either way.
     remat: recompute each residual block's activations in the backward pass
       (``jax.checkpoint`` via ``nn.remat``; ``model.remat``): the same loss
       and gradients, with only the blocks' inputs kept for the backward — how
@@ -106,12 +125,17 @@ class ResNet(nn.Module):
   act: Callable = nn.relu
   init_scheme: str = 'default'
   remat: bool = False
+  padding: str = 'same'
 
   @nn.compact
   def __call__(self, x, train: bool = True):
     if self.init_scheme not in INITS:
       raise ValueError(f'Unknown init {self.init_scheme!r}; use one of '
                        f'{INITS}.')
+    if self.padding not in PADDINGS:
+      raise ValueError(f'Unknown padding {self.padding!r}; use one of '
+                       f'{PADDINGS}.')
+    pad3 = _PAD3[self.padding]
     torch_init = self.init_scheme == 'pytorch'
     conv = functools.partial(
         nn.Conv, use_bias=False, dtype=self.dtype,
@@ -127,7 +151,7 @@ class ResNet(nn.Module):
       x = conv(self.width, (7, 7), (2, 2), padding=[(3, 3), (3, 3)],
                name='conv_init')(x)
       x = nn.relu(norm(name='bn_init')(x))
-      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding='SAME')
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=pad3)
     else:
       raise ValueError(f"Unknown stem {self.stem!r}; use 'cifar' or 'imagenet'.")
     # Named explicitly (as flax would name them), so parameters are the same
@@ -138,7 +162,7 @@ class ResNet(nn.Module):
       for j in range(block_size):
         strides = 2 if i > 0 and j == 0 else 1
         x = block_cls(self.width * 2**i, strides=strides, conv=conv,
-                      norm=norm, zero_init_last=not torch_init,
+                      norm=norm, zero_init_last=not torch_init, padding=pad3,
                       name=f'{self.block_cls.__name__}_{k}')(x)
         k += 1
     # Pool in float32 so features handed to heads and evaluations are fp32.
@@ -156,13 +180,13 @@ RESNET_STAGES = {
 
 def resnet(arch: str, width_multiplier: float = 1.0, stem: str = 'cifar',
            dtype: Any = jnp.float32, init: str = 'default',
-           remat: bool = False) -> ResNet:
+           remat: bool = False, padding: str = 'same') -> ResNet:
   """Builds a ResNet by name; ``resnet_tiny`` (2 stages, base width 8) is for tests."""
   stages, block = RESNET_STAGES[arch]
   base = 8 if arch == 'resnet_tiny' else 64
   return ResNet(stage_sizes=stages, block_cls=block,
                 width=max(1, int(round(base * width_multiplier))), stem=stem,
-                dtype=dtype, init_scheme=init, remat=remat)
+                dtype=dtype, init_scheme=init, remat=remat, padding=padding)
 
 
 def feature_dim(arch: str, width_multiplier: float = 1.0) -> int:
