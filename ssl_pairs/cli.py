@@ -62,10 +62,20 @@ def run(main, clear: bool = True, **kwargs):
   ``clear=False``), except that asking for help exits 0, not absl's 1: help
   asked for is not a failure."""
   from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl import logging  # pylint: disable=g-import-not-at-top
+
+  def quiet_main(argv):
+    # JAX, Orbax and grain log backend probes and every save at INFO; keep
+    # the terminal for our own lines (--verbosity=0 shows them).
+    if not flags.FLAGS['verbosity'].present:
+      logging.set_verbosity(logging.WARNING)
+    return main(argv)
+
   wants_help = any(a.lstrip('-').split('=')[0] in HELP_FLAGS
                    for a in sys.argv[1:] if a.startswith('-'))
   try:
-    app.run(clear_errors(main) if clear else main, **kwargs)
+    app.run(clear_errors(quiet_main) if clear else quiet_main, **kwargs)
   except SystemExit as e:
     if wants_help and e.code == 1:
       sys.exit(0)

@@ -55,3 +55,23 @@ def test_help_asked_for_exits_0_and_a_mistake_still_fails(program):
                        cwd=REPO, env=env, capture_output=True, text=True,
                        timeout=120)
   assert out.returncode not in (0, None)
+
+
+def test_programs_print_no_library_log_lines(tmp_path):
+  """A failing ``ssl-pairs prepare-data`` (offline) prints its own lines and
+  one error, none of the INFO lines JAX logs while probing backends."""
+  import os  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from conftest import REPO  # pylint: disable=g-import-not-at-top
+  proc = subprocess.run(
+      [sys.executable, '-m', 'ssl_pairs.cli', 'prepare-data', 'tiny_imagenet',
+       f'--data_dir={tmp_path}', '--tiny_imagenet_url=http://127.0.0.1:9/x.zip'],
+      cwd=REPO, capture_output=True, text=True, timeout=120,
+      env=dict(os.environ, JAX_PLATFORMS=''))
+  assert proc.returncode == 2, proc.stderr
+  lines = (proc.stdout + proc.stderr).splitlines()
+  assert not [l for l in lines if re.match(r'^[IWEF]\d{4} ', l)], lines
+  assert [l for l in lines if l.startswith('error:')] == [lines[-1]]
+  assert '127.0.0.1:9' in lines[-1]
