@@ -41,7 +41,7 @@ RESUME_SAFE_KEYS = ('epochs', 'total_steps', 'log_every_steps',
 # only if the new config keeps that value.
 ADDED_KEYS = {'optim.bias_lr_factor': 1.0, 'method.shuffle_bn_groups': 1,
               'method.use_bn_in_head': False, 'eval.online_probe': False,
-              'model.padding': 'same'}
+              'model.padding': 'same', 'model.remat': False, 'restart': False}
 # Under a resume-safe prefix, but they change what the state holds.
 RESUME_UNSAFE_KEYS = ('eval.online_probe',)
 
