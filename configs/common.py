@@ -151,6 +151,19 @@ def eval_config() -> ml_collections.ConfigDict:
       # else evaluated once and cached in ~/.cache/ssl_pairs/untrained
       # ($SSL_PAIRS_CACHE_DIR) per network, seed and evaluation.
       untrained=True,
+      # --- Localization transfer (ssl_pairs/evals/boxes.py; off by default).
+      # box_probe: a ridge head on the frozen features predicts each test
+      # image's object box → '<dataset>_boxes': mean IoU %, % with IoU ≥ 0.5,
+      # and the mean-training-box baseline's two numbers.
+      box_probe=False,
+      # object_crops: kNN + linear probe on train/test images cut to their
+      # object boxes ('cropped boxes' protocol) → '<dataset>_crops'.
+      object_crops=False,
+      # The datasets of both: those with boxes (tiny_imagenet: train → val;
+      # voc2007: TFDS voc/2007 as ArrayRecord, largest object); '?' = skip
+      # with a note when absent.
+      box_datasets='tiny_imagenet,voc2007?',
+      # --- end localization transfer.
   ))
 
 

@@ -373,7 +373,9 @@ def _finished_before_loading(config, workdir):
   """The report of a run finished in ``workdir`` with this very config,
   decided from its config.json and eval.json alone — so a rerun says so at
   once instead of loading the data and restoring the checkpoint first — or
-  None. (One process only: several would each read their own disk.)"""
+  None. Its checkpoints are not read: a damaged one shows when the workdir is
+  next evaluated, exported or resumed with a longer run. (One process only:
+  several would each read their own disk.)"""
   if jax.process_count() != 1:
     return None
   try:

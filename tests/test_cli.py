@@ -66,7 +66,7 @@ def test_programs_print_no_library_log_lines(tmp_path):
   import sys  # pylint: disable=g-import-not-at-top
   from conftest import REPO  # pylint: disable=g-import-not-at-top
   proc = subprocess.run(
-      [sys.executable, '-m', 'ssl_pairs.cli', 'prepare-data', 'tiny_imagenet',
+      [sys.executable, '-m', 'ssl_pairs', 'prepare-data', 'tiny_imagenet',
        f'--data_dir={tmp_path}', '--tiny_imagenet_url=http://127.0.0.1:9/x.zip'],
       cwd=REPO, capture_output=True, text=True, timeout=120,
       env=dict(os.environ, JAX_PLATFORMS=''))

@@ -77,6 +77,8 @@ def test_wheel_holds_package_data(wheel):
   expected = {
       'ssl_pairs/resources/tiny_imagenet_cifar10_overlap.txt',  # class lists
       'ssl_pairs/cli.py', 'ssl_pairs/tools/main.py',
+      'ssl_pairs/tools/command.py', 'launch/run_study.py',
+      'launch/studies/runner.py',
       'configs/common.py', 'configs/simclr_sp.py', 'configs/linear_eval.py',
       'launch/reproduce.py', 'launch/cpu_scale.py',
   }
@@ -84,7 +86,7 @@ def test_wheel_holds_package_data(wheel):
   assert not [n for n in names if n.startswith('tests/')]
   entry_points = [n for n in names if n.endswith('entry_points.txt')]
   text = zipfile.ZipFile(wheel).read(entry_points[0]).decode()
-  assert 'ssl-pairs = ssl_pairs.cli:main' in text
+  assert 'ssl-pairs = ssl_pairs.tools.command:main' in text
 
 
 def test_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
@@ -128,7 +130,7 @@ def test_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
                         timeout=60)
   assert proc.returncode == 0, proc.stderr
   for name in ('train', 'eval', 'reproduce', 'build-pairs', 'prepare-data',
-               'export'):
+               'export', 'study'):
     assert f'  {name} ' in proc.stdout
   proc = subprocess.run([sys.executable, str(command), 'train', '--help'],
                         cwd=elsewhere, env=env, capture_output=True, text=True,
@@ -140,7 +142,7 @@ def test_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
 def test_command_dispatch_errors():
   """No command: usage and exit 2; an unknown one: one sentence, exit 2."""
   for args, code in (([], 2), (['--help'], 0), (['fit'], 2)):
-    proc = subprocess.run([sys.executable, '-m', 'ssl_pairs.cli', *args],
+    proc = subprocess.run([sys.executable, '-m', 'ssl_pairs', *args],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == code, (args, proc.stderr)
   assert "unknown command 'fit'" in proc.stderr

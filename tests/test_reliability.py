@@ -81,6 +81,15 @@ def test_unreadable_latest_checkpoint_falls_back_and_is_kept(smoke_config,
   assert [r['step'] for r in rows] == [1, 2, 3, 4, 5, 6]
 
 
+def _killed_after_step_4(config, workdir):
+  """A 6-step run stopped after step 4 as a preemption would (checkpoints 2
+  and 4): the resume, not a finished run (which its rerun reports from
+  eval.json without reading checkpoints), is what reads them."""
+  config.total_steps = 6
+  with pytest.raises(train.Preempted):
+    train.run(config, workdir, stop_after_step=4)
+
+
 def test_no_readable_checkpoint_is_refused_unless_restart_is_asked(
     smoke_config, tmp_path, capfd):
   """Every checkpoint damaged: the run says so and refuses to start over
@@ -88,7 +97,7 @@ def test_no_readable_checkpoint_is_refused_unless_restart_is_asked(
   step 0; the damaged checkpoints are kept; no asyncio noise."""
   workdir = str(tmp_path / 'run')
   smoke_config.eval.probe = False
-  train.run(smoke_config, workdir)
+  _killed_after_step_4(smoke_config, workdir)
   for step in (2, 4):
     _damage(os.path.join(checkpoint.checkpoint_dir(workdir), str(step)))
   capfd.readouterr()
@@ -106,9 +115,9 @@ def test_no_readable_checkpoint_is_refused_unless_restart_is_asked(
   train.run(again, workdir)
   assert 'Resumed' not in capfd.readouterr().out
   assert sorted(os.listdir(aside)) == ['2', '4']  # Still kept.
-  assert checkpoint.Checkpoints(workdir).manager.all_steps() == [2, 4]
+  assert checkpoint.Checkpoints(workdir).manager.all_steps() == [4, 6]
   rows = read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
-  assert [r['step'] for r in rows] == [1, 2, 3, 4]
+  assert [r['step'] for r in rows] == [1, 2, 3, 4, 5, 6]
 
 
 def _eval_config(workdir, datasets):
@@ -173,7 +182,7 @@ def test_checkpoint_of_another_format_version_is_refused(smoke_config,
                                                          tmp_path):
   workdir = str(tmp_path / 'run')
   smoke_config.eval.probe = False
-  train.run(smoke_config, workdir)
+  _killed_after_step_4(smoke_config, workdir)
   for step in (2, 4):
     path = os.path.join(checkpoint.checkpoint_dir(workdir), str(step), 'data',
                         'metadata')

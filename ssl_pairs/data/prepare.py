@@ -61,7 +61,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ssl_pairs.data import sources as sources_lib
+from ssl_pairs.data import layout
 from ssl_pairs.errors import UserError
 
 DATASETS = ('cifar10', 'cifar100', 'stl10', 'tiny_imagenet')
@@ -174,7 +174,7 @@ def check_name(name: str) -> str:
 def _command(tfds_name: str, data_dir: str) -> str:
   """The prepare-data command of TFDS dataset ``tfds_name`` (``tfds:<name>``:
   the builtin names prepare the official archives instead)."""
-  return sources_lib.prepare_command(f'tfds:{tfds_name}', data_dir)
+  return layout.prepare_command(f'tfds:{tfds_name}', data_dir)
 
 
 def prepare(name: str, data_dir: str, say: Callable[[str], None] = _say,
@@ -282,7 +282,7 @@ def prepare_tfds(name: str, data_dir: str,
     raise UserError(f'Preparing {name} needs tensorflow-datasets, which is '
                     'not installed; pip install tensorflow-datasets.') from e
   builders = {}
-  for d in sources_lib.tfds_dirs(data_dir):
+  for d in layout.tfds_dirs(data_dir):
     try:
       builder = builders[d] = tfds.builder(name, data_dir=d)
     except Exception as e:  # pylint: disable=broad-except
@@ -304,7 +304,7 @@ def prepare_tfds(name: str, data_dir: str,
     # with tf.image (reading them back through tfds.data_source does not).
     builtin = (f' (or use the builtin `{name}`, read from its official '
                'archive without TensorFlow: `'
-               f'{sources_lib.prepare_command(name, data_dir)}`)'
+               f'{layout.prepare_command(name, data_dir)}`)'
                if name in ARCHIVE_DATASETS else '')
     raise UserError(
         f'Building TFDS {name} needs TensorFlow, which TFDS uses to encode '
@@ -375,7 +375,7 @@ def tiny_imagenet_prepared(data_dir: str) -> Optional[str]:
 def _offline_tiny_message(url: str, data_dir: str, error) -> str:
   return (f'Could not download Tiny-ImageNet from {url} ({_describe(error)}); '
           'once online rerun `'
-          f'{sources_lib.prepare_command("tiny_imagenet", data_dir)}`, or on '
+          f'{layout.prepare_command("tiny_imagenet", data_dir)}`, or on '
           'a machine with network download and unzip that file and copy its '
           f'{TINY_IMAGENET_FOLDER} folder (wnids.txt, words.txt, train/, val/) '
           f'into {data_dir}.')
@@ -465,7 +465,7 @@ def prepare_tiny_imagenet(data_dir: str, url: Optional[str] = None,
   if os.path.exists(target):
     raise UserError(f'{target} exists but has no wnids.txt, so it is not a '
                     'Tiny-ImageNet folder; move or delete it and rerun `'
-                    f'{sources_lib.prepare_command("tiny_imagenet", data_dir)}'
+                    f'{layout.prepare_command("tiny_imagenet", data_dir)}'
                     '`.')
   subsets = sorted(n for n in os.listdir(data_dir)
                    if n.startswith(TINY_IMAGENET_FOLDER + '-')) \
@@ -567,8 +567,8 @@ def _official(name: str):
 def archive_prepared(name: str, data_dir: str) -> Optional[List[str]]:
   """The npz files of ``name`` in ``data_dir`` if both splits are there
   (what ``sources.load_split`` reads), else None."""
-  train = sources_lib.builtin_npz(name, data_dir, 'train')
-  test = sources_lib.builtin_npz(name, data_dir, 'test')
+  train = layout.builtin_npz(name, data_dir, 'train')
+  test = layout.builtin_npz(name, data_dir, 'test')
   return train + test if train and test else None
 
 
@@ -576,7 +576,7 @@ def _tfds_copy(name: str, data_dir: str) -> Optional[str]:
   """A TFDS ``name`` prepared as ArrayRecord where ``load_tfds`` looks (read
   when there are no npz files), or None. TFDS is imported only when a folder
   of that name exists."""
-  dirs = [d for d in sources_lib.tfds_dirs(data_dir)
+  dirs = [d for d in layout.tfds_dirs(data_dir)
           if os.path.isdir(os.path.join(d, name))]
   if not dirs:
     return None
@@ -601,7 +601,7 @@ def _offline_archive_message(name: str, url: str, data_dir: str,
   spec = _ARCHIVES[name]
   return (f'Could not download {spec.title} from {url} ({_describe(error)}); '
           'once online rerun `'
-          f'{sources_lib.prepare_command(name, data_dir)}`, or download that '
+          f'{layout.prepare_command(name, data_dir)}`, or download that '
           f'file on a machine with network and put it into {data_dir} as '
           f'{spec.filename} before rerunning (it is read from there), or copy '
           f'the {spec.outputs} that the command writes elsewhere into '

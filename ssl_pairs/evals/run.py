@@ -29,101 +29,15 @@ from ssl_pairs import sharding as sharding_lib
 from ssl_pairs import workdir as workdir_lib
 from ssl_pairs.data import sources as sources_lib
 from ssl_pairs.errors import UserError
+from ssl_pairs.evals import boxes as boxes_lib
 from ssl_pairs.evals import features as features_lib
 from ssl_pairs.evals import knn as knn_lib
 from ssl_pairs.evals import linear_probe as probe_lib
+from ssl_pairs.evals.sets import (  # pylint: disable=unused-import
+    PRETRAINING, EvalSet, load_eval_set, meaningless as _meaningless,
+    parse_datasets, result_key, stratified_halves, stratified_subset)
 from ssl_pairs.metrics import format_seconds, say
 from ssl_pairs.models import get_backbone
-
-
-@dataclasses.dataclass
-class EvalSet:
-  """One evaluation dataset: train and test splits at the model's resolution."""
-  name: str
-  train: sources_lib.ImageSource
-  test: sources_lib.ImageSource
-  note: str = ''
-
-
-PRETRAINING = 'pretraining'  # In eval.datasets: the run's own data.dataset.
-
-
-def parse_datasets(spec: str, pretraining: Optional[str] = None
-                   ) -> List[Tuple[str, bool]]:
-  """'cifar10,cifar100?' → [('cifar10', False), ('cifar100', True)];
-  ``pretraining`` (the run's data.dataset) stands in for the name
-  'pretraining'."""
-  out = []
-  for token in str(spec).split(','):
-    token = token.strip()
-    if not token:
-      continue
-    name = token.rstrip('?')
-    if name == PRETRAINING:
-      if not pretraining:
-        raise UserError("eval.datasets names 'pretraining', but there is no "
-                        'pretraining dataset here; name the evaluation '
-                        'dataset instead (e.g. --config.eval.datasets=cifar10).')
-      name = pretraining
-    out.append((name, token.endswith('?')))
-  return out
-
-
-def result_key(name: str) -> str:
-  """The key a dataset's results are stored under (file/folder name for paths)."""
-  if os.sep in name or name.endswith('.npz'):
-    return os.path.basename(os.path.normpath(name))
-  return name
-
-
-def stratified_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
-  """Indices of ≈``limit`` items with every class kept in proportion."""
-  if not limit or limit >= len(labels):
-    return np.arange(len(labels))
-  rng = np.random.default_rng([seed, 0x5AB5])
-  picked = []
-  for c in np.unique(labels):
-    members = np.nonzero(labels == c)[0]
-    k = max(1, int(round(limit * len(members) / len(labels))))
-    picked.append(rng.choice(members, min(k, len(members)), replace=False))
-  return np.sort(np.concatenate(picked))
-
-
-def stratified_halves(labels: np.ndarray, seed: int):
-  """(first half, second half) indices: each class split 50/50 at random."""
-  rng = np.random.default_rng([seed, 0x4A1F])
-  a, b = [], []
-  for c in np.unique(labels):
-    members = rng.permutation(np.nonzero(labels == c)[0])
-    half = (len(members) + 1) // 2
-    a.append(members[:half])
-    b.append(members[half:])
-  return np.sort(np.concatenate(a)), np.sort(np.concatenate(b))
-
-
-def load_eval_set(name: str, data_dir: str, image_size: int,
-                  eval_config, seed: int, download: bool = False) -> EvalSet:
-  """Train/test splits of ``name`` at ``image_size``, limited as configured
-  (``download``: see ``sources.load_split``)."""
-  note = ''
-  if sources_lib.has_split(name, 'test', data_dir):
-    train = sources_lib.load_split(name, 'train', data_dir, image_size,
-                                   download=download)
-    test = sources_lib.load_split(name, 'test', data_dir, image_size,
-                                  download=download)
-  else:
-    whole = sources_lib.load_split(name, 'train', data_dir, image_size,
-                                   download=download)
-    first, second = stratified_halves(whole.labels, seed)
-    train, test = whole.subset(first), whole.subset(second)
-    note = f'no test split: stratified 50/50 split with seed {seed}'
-  if eval_config.train_limit:
-    train = train.subset(stratified_subset(train.labels,
-                                           eval_config.train_limit, seed))
-  if eval_config.test_limit:
-    test = test.subset(stratified_subset(test.labels, eval_config.test_limit,
-                                         seed))
-  return EvalSet(result_key(name), train, test, note)
 
 
 class Evaluator:
@@ -148,6 +62,10 @@ class Evaluator:
                                                    model_config.dtype)
     self._sets: Optional[List[EvalSet]] = None
     self.skipped: Dict[str, str] = {}
+    # --- Box probe and object crops (eval.box_probe, eval.object_crops;
+    # ssl_pairs/evals/boxes.py): names checked now, data read on first use.
+    self.box_tasks = boxes_lib.BoxTasks(self)
+    # --- end box tasks.
 
   def protocol(self, ks) -> Dict[str, object]:
     """The settings that decide a result (with n_train/n_test and the step):
@@ -185,6 +103,7 @@ class Evaluator:
     """
     results = {}
     ks = [int(k) for k in str(self.config.knn_k).split(',') if k.strip()]
+    extracted = {}  # Features the box probe may reuse (eval.box_probe).
     for s in self.sets():
       t0 = time.time()
       bs = self.config.batch_size
@@ -192,6 +111,8 @@ class Evaluator:
                                           bs, self.mesh)
       fte = features_lib.extract_features(self.feature_fn, variables, s.test,
                                           bs, self.mesh)
+      if self.box_tasks and self.config.get('box_probe', False):
+        extracted[s.name] = (s.train.paths, s.test.paths, ftr, fte)
       num_classes = max(s.train.num_classes, s.test.num_classes)
       r = {f'knn@{k}': v for k, v in knn_lib.knn_accuracy(
           ftr, s.train.labels, fte, s.test.labels, num_classes, ks,
@@ -212,36 +133,24 @@ class Evaluator:
       if any(notes):
         r['note'] = '; '.join(n for n in notes if n)
       results[s.name] = r
+    if self.box_tasks:  # '<name>_boxes' / '<name>_crops' (boxes.py).
+      results.update(self.box_tasks(variables, ks, extracted))
     return results
-
-
-def _meaningless(s: EvalSet, ks) -> List[str]:
-  """Notes for numbers that cannot mean what they seem."""
-  notes = []
-  classes, counts = np.unique(s.train.labels, return_counts=True)
-  if len(classes) < 2:
-    notes.append('ONE CLASS: every prediction is right, so these numbers say '
-                 'nothing about the encoder; evaluate on a dataset with two or '
-                 'more classes')
-  else:
-    too_many = [k for k in ks if k > counts.min()]
-    if too_many:
-      notes.append(f'kNN@{"/".join(map(str, too_many))} uses more neighbours '
-                   f'than the {counts.min()} training images of the smallest '
-                   'class, so other classes outvote it; use a smaller '
-                   'eval.knn_k or more training images')
-  return notes
 
 
 def protocol_text(p: Optional[Dict[str, object]]) -> str:
   """One line naming a result's protocol (for eval.md)."""
   if not p:
     return '-'
+  if p.get('task') == 'box_probe':
+    return boxes_lib.protocol_text(p)
   limits = '/'.join('all' if not v else str(v)
                     for v in (p['train_limit'], p['test_limit']))
   probe = (f'probe L-BFGS ≤{p["probe_max_iter"]} it.' if p['probe'] else
            'no probe')
-  return (f'{p["image_size"]} px, limits {limits}, kNN k='
+  crops = ('object crops (train and test cut to their boxes), '
+           if p.get('task') == 'object_crops' else '')
+  return (f'{crops}{p["image_size"]} px, limits {limits}, kNN k='
           f'{"/".join(map(str, p["knn_k"]))} τ {p["knn_temperature"]}, '
           f'{probe}, seed {p["seed"]}')
 
@@ -250,11 +159,18 @@ def _metric_columns(results) -> List[str]:
   cols = []
   for r in results.values():
     for k in r:
-      if (k.startswith('knn@') or k in ('probe', 'online_probe')) and (
-          k not in cols):
+      if (k.startswith('knn@') or k in ('probe', 'online_probe') or
+          k in boxes_lib.COLUMNS) and k not in cols:
         cols.append(k)
-  return sorted(cols, key=lambda c: (c in ('probe', 'online_probe'),
-                                     c == 'online_probe', len(c), c))
+  box = [c for c in boxes_lib.COLUMNS if c in cols]  # Last, in their order.
+  return sorted((c for c in cols if c not in box),
+                key=lambda c: (c in ('probe', 'online_probe'),
+                               c == 'online_probe', len(c), c)) + box
+
+
+def _column_title(c: str) -> str:
+  """A metric column's header: top-1 % for classification, else its own."""
+  return boxes_lib.TITLES.get(c, f'{c} top-1 %')
 
 
 def comparable_untrained(results, untrained):
@@ -277,7 +193,7 @@ def markdown_table(results: Dict[str, Dict[str, object]],
   dataset also gets an 'untrained encoder' row and a 'gain' row."""
   untrained = comparable_untrained(results, untrained)
   cols = _metric_columns(results)
-  header = ['dataset'] + [f'{c} top-1 %' for c in cols] + [
+  header = ['dataset'] + [_column_title(c) for c in cols] + [
       'train / test images', 'step'] + (['protocol'] if with_protocol else []
                                          ) + ['note']
   lines = ['| ' + ' | '.join(header) + ' |',
@@ -364,7 +280,7 @@ def write_report(workdir: str, results: Dict[str, Dict[str, object]],
   if len(history) > len(report['results']):
     lines += ['## Every evaluation written here (oldest first)', '',
               '| dataset | step | ' + ' | '.join(
-                  f'{c} top-1 %' for c in _metric_columns(
+                  _column_title(c) for c in _metric_columns(
                       {str(i): h for i, h in enumerate(history)})) +
               ' | train / test images | protocol |']
     cols = _metric_columns({str(i): h for i, h in enumerate(history)})
