@@ -365,19 +365,17 @@ class BoxTasks:
 
   def sets(self) -> List[BoxSet]:
     if self._sets is None:
-      self._sets = []
       ev = self.ev
-      for name, optional in self.names:
-        try:
-          self._sets.append(load_box_set(
+
+      def skip(name, error):
+        for suffix in self._suffixes():
+          ev.skipped[f'{name}_{suffix}'] = str(error)
+        say(f'Skipping optional box dataset {name}: {error}')
+
+      self._sets = sets_lib.load_all(
+          self.names, lambda name, optional: load_box_set(
               name, ev.data_dir, ev.image_size, ev.config, ev.seed,
-              download=ev.download and not optional))
-        except UserError as e:
-          if not optional:
-            raise
-          for suffix in self._suffixes():
-            ev.skipped[f'{name}_{suffix}'] = str(e)
-          say(f'Skipping optional box dataset {name}: {e}')
+              download=ev.download and not optional), skip)
     return self._sets
 
   def _suffixes(self):

@@ -34,8 +34,9 @@ from ssl_pairs.evals import features as features_lib
 from ssl_pairs.evals import knn as knn_lib
 from ssl_pairs.evals import linear_probe as probe_lib
 from ssl_pairs.evals.sets import (  # pylint: disable=unused-import
-    PRETRAINING, EvalSet, load_eval_set, meaningless as _meaningless,
-    parse_datasets, result_key, stratified_halves, stratified_subset)
+    PRETRAINING, EvalSet, load_all, load_eval_set,
+    meaningless as _meaningless, parse_datasets, result_key,
+    stratified_halves, stratified_subset)
 from ssl_pairs.metrics import format_seconds, say
 from ssl_pairs.models import get_backbone
 
@@ -79,18 +80,16 @@ class Evaluator:
 
   def sets(self) -> List[EvalSet]:
     if self._sets is None:
-      self._sets = []
-      for name, optional in parse_datasets(self.config.datasets,
-                                           self.pretraining_dataset):
-        try:
-          self._sets.append(load_eval_set(
+
+      def skip(name, error):
+        self.skipped[result_key(name)] = str(error)
+        say(f'Skipping optional eval dataset {name}: {error}')
+
+      self._sets = load_all(
+          parse_datasets(self.config.datasets, self.pretraining_dataset),
+          lambda name, optional: load_eval_set(
               name, self.data_dir, self.image_size, self.config, self.seed,
-              download=self.download and not optional))
-        except UserError as e:
-          if not optional:
-            raise
-          self.skipped[result_key(name)] = str(e)
-          say(f'Skipping optional eval dataset {name}: {e}')
+              download=self.download and not optional), skip)
     return self._sets
 
   def __call__(self, variables, online_probe=None

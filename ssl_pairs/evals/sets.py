@@ -119,3 +119,18 @@ def meaningless(s: EvalSet, ks) -> List[str]:
                    'class, so other classes outvote it; use a smaller '
                    'eval.knn_k or more training images')
   return notes
+
+
+def load_all(names, load, on_skip) -> list:
+  """``load(name, optional)`` for each (name, optional) of ``names``; an
+  optional dataset that cannot be loaded is left out and handed to
+  ``on_skip(name, error)`` (its note), a required one raises."""
+  out = []
+  for name, optional in names:
+    try:
+      out.append(load(name, optional))
+    except UserError as e:
+      if not optional:
+        raise
+      on_skip(name, e)
+  return out
