@@ -501,9 +501,21 @@ def summary(rows, cols):
       text += (f' The two were trained with different seeds ({a["seed"]} and '
                f'{b["seed"]}), so that difference mixes the pair source with '
                'the seed.')
-  text += (' Every row is one training seed, so there is no spread here: a '
-           'difference no larger than the seed-to-seed variation of the same '
-           'runs (docs/results/pairs_seeds for the probes) is not a finding.')
+  for i, a in enumerate(trained):  # Same pairs, other seed: a seed spread.
+    for b in trained[i + 1:]:
+      if (_pair_source(a['config']) == _pair_source(b['config']) and
+          a['seed'] != b['seed']):
+        diffs = [f'{t.replace(" %", "")} {_diff(value(a, d, m), value(b, d, m))}'
+                 for t, d, m in (box, cols[1], cols[3], crop_probe, full,
+                                 *cols[6:-1])
+                 if value(a, d, m) is not None and value(b, d, m) is not None]
+        text += (f' Same pairs, other seed — {a["name"]} − {b["name"]}: ' +
+                 ', '.join(diffs) + ' (one seed-to-seed difference, the '
+                 'only measure of spread here).')
+  text += (' Each row is a single training run (one seed), so no row has '
+           'a spread of its own: a difference no larger than the seed-to-seed '
+           'variation of the same runs (docs/results/pairs_seeds for the '
+           'probes) is not a finding.')
   return text.strip()
 
 
@@ -539,6 +551,14 @@ def render(rows, out, cmd):
               for _, d, m in cols]
     lines.append('| ' + ' | '.join(cells) + ' |')
   first = rows[-1]['results']
+
+  def protocol(key):
+    text = eval_run.protocol_text(first.get(key, {}).get('protocol'))
+    seed = f', seed {rows[-1]["seed"]}'
+    if text.endswith(seed) and len({r['seed'] for r in rows}) > 1:
+      text = text[:-len(seed)] + ", seed = the row's training seed"
+    return text
+
   box_key, crop_key, full_key = cols[0][1], cols[3][1], cols[5][1]
   trained = [r for r in rows if r['kind'] == 'trained']
   online = [r['name'] for r in trained
@@ -558,13 +578,13 @@ def render(rows, out, cmd):
       'IoU ≥ 0.5 over the test images. "mean-box": the mean training box '
       'predicted for every test image — any encoder must beat it to have '
       'localized anything. Protocol: '
-      f'{eval_run.protocol_text(first.get(box_key, {}).get("protocol"))}.',
+      f'{protocol(box_key)}.',
       '- Crop kNN / probe (`eval.object_crops`): train and test images cut to '
       'their object boxes, then the usual kNN and linear probe. Protocol: '
-      f'{eval_run.protocol_text(first.get(crop_key, {}).get("protocol"))}.',
+      f'{protocol(crop_key)}.',
       '- Full-image and other datasets\' probes: the usual offline linear '
       'probe on frozen features (`eval.probe`). Protocol: '
-      f'{eval_run.protocol_text(first.get(full_key, {}).get("protocol"))}.']
+      f'{protocol(full_key)}.']
   if len(online) < len(trained):
     lines.append(
         '- Online probe: "—" because ' +
