@@ -45,7 +45,6 @@ import time
 
 from absl import app
 from absl import flags
-from absl import logging
 
 import jax
 
@@ -252,7 +251,6 @@ def table(rows):
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
   settings = _SETTINGS.value or PRESETS[_PRESET.value]
   for where in _AUGMENT_ON.value:
     if where not in ('host', 'device'):

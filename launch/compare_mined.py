@@ -25,7 +25,6 @@ import os
 import time
 
 from absl import flags
-from absl import logging
 
 import numpy as np
 
@@ -228,7 +227,6 @@ def plot(results, path):
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
   workdir = os.path.abspath(_WORKDIR.value)
   t0 = time.time()
   planned = planned_runs()

@@ -25,7 +25,6 @@ import time
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from configs import simclr_pa
 from configs import simclr_sp
@@ -257,7 +256,6 @@ def plot_curves(rows, datasets, path):
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
   workdir = os.path.abspath(_WORKDIR.value)
   t0 = time.time()
   pairs_dir = os.path.join(workdir, 'pairs')

@@ -46,7 +46,6 @@ import os
 import time
 
 from absl import flags
-from absl import logging
 
 import numpy as np
 from PIL import Image
@@ -157,7 +156,6 @@ def run_config(arm, eval_dir, pretraining_npz):
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
   workdir = os.path.abspath(_WORKDIR.value)
   t0 = time.time()
   eval_dir = os.path.join(workdir, f'shots_held_out_gap{_GAP.value}')

@@ -48,7 +48,6 @@ import time
 from typing import Dict, List, Tuple
 
 from absl import flags
-from absl import logging
 
 from configs import common
 from launch import cpu_scale
@@ -515,7 +514,6 @@ def check_steps(runs, s, workdir):
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
   s = scale()
   workdir = os.path.abspath(_WORKDIR.value or
                             os.path.join('runs', 'reproduce', _SCALE.value))

@@ -482,11 +482,8 @@ def _untrained_results(config, data, evaluator, loop) -> Optional[Dict]:
   if jax.process_index() == 0:
     try:
       os.makedirs(os.path.dirname(path), exist_ok=True)
-      tmp = f'{path}.tmp{os.getpid()}'
-      with open(tmp, 'w') as f:
-        json.dump({'results': results}, f)
-      os.replace(tmp, path)
-    except OSError as e:
+      eval_lib.atomic_write(path, json.dumps({'results': results}))
+    except (OSError, UserError) as e:
       metrics_lib.say(f'Could not cache the untrained evaluation ({e}).')
   return results
 
@@ -564,15 +561,18 @@ def _run(config, workdir: str, stop_after_step: int) -> Dict[str, Any]:
                    data.total_steps, data.steps_per_epoch, loop.train_seconds,
                    loop.curve_results(data.total_steps),
                    untrained=lambda: _untrained_results(
-                       config, data, loop.evaluator, loop))
+                       config, data, loop.evaluator, loop),
+                   total_steps=data.total_steps)
 
 
 def _report(config, workdir, evaluator, state, step, steps_per_epoch,
-            train_seconds, results=None, untrained=None) -> Dict[str, Any]:
+            train_seconds, results=None, untrained=None,
+            total_steps=None) -> Dict[str, Any]:
   """Step 5: evaluates ``state`` (unless its ``results`` are known) and
   writes eval.json / eval.md; returns the report (empty off process 0).
   ``untrained``: a function giving the untrained encoder's results, shown
-  beside the trained ones."""
+  beside the trained ones; ``total_steps``: the run's length, recorded so a
+  rerun of a finished run is answered from eval.json."""
   t0 = time.time()
   if results is None:
     results = evaluator(state_lib.encoder_variables(state),
@@ -586,8 +586,8 @@ def _report(config, workdir, evaluator, state, step, steps_per_epoch,
           'train_seconds': round(train_seconds, 2),
           'eval_seconds': round(time.time() - t0, 2),
           'skipped': evaluator.skipped}
-  if untrained is not None:  # The final report of a training run.
-    info['total_steps'] = step
+  if total_steps is not None:
+    info['total_steps'] = total_steps
   if floor is not None:
     info['untrained'] = {name: dict(r, step=0) for name, r in floor.items()}
   return eval_lib.write_report(workdir, results, info)

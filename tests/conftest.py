@@ -138,3 +138,25 @@ def load_launcher(name):
   flags.FLAGS.unparse_flags()
   flags.FLAGS([name])
   return sys.modules[key]
+
+
+def few_class_tiny_imagenet(real_data_dir, root_dir, classes):
+  """A data dir (returned as a str) whose Tiny-ImageNet is the real one's
+  first ``classes`` classes, boxes included: the real folders symlinked under
+  a wnids.txt that lists only those classes (the loaders read wnids.txt)."""
+  from ssl_pairs.data import sources  # pylint: disable=g-import-not-at-top
+  root = sources.find_tiny_imagenet(real_data_dir)
+  if root is None:
+    reason = f'no tiny-imagenet-200* in {real_data_dir}'
+    if os.environ.get('SSL_PAIRS_REQUIRE_DATA') == '1':
+      pytest.fail(reason + ' (SSL_PAIRS_REQUIRE_DATA=1 forbids skipping)')
+    pytest.skip(reason)
+  sub = root_dir / f'tiny-imagenet-200-{classes}'
+  sub.mkdir(parents=True)
+  with open(os.path.join(root, 'wnids.txt')) as f:
+    wnids = sorted(line.strip() for line in f if line.strip())[:classes]
+  (sub / 'wnids.txt').write_text('\n'.join(wnids) + '\n')
+  for part in ('train', 'val', 'words.txt'):
+    if os.path.exists(os.path.join(root, part)):
+      os.symlink(os.path.join(root, part), sub / part)
+  return str(root_dir)

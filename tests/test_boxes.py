@@ -10,6 +10,8 @@ import ml_collections
 import numpy as np
 import pytest
 
+from conftest import few_class_tiny_imagenet
+
 from configs import common
 from ssl_pairs import sharding
 from ssl_pairs.errors import UserError
@@ -230,26 +232,9 @@ def test_voc_reads_the_largest_object_and_crops_it(tmp_path, monkeypatch):
 # ------------------------------------------------------------- real data
 
 
-def _ten_class_tiny_imagenet(real_data_dir, tmp_path):
-  """A data dir whose Tiny-ImageNet is the real one's first 10 classes."""
-  from ssl_pairs.data import sources  # pylint: disable=g-import-not-at-top
-  root = sources.find_tiny_imagenet(real_data_dir)
-  if root is None:
-    pytest.skip(f'no tiny-imagenet-200* in {real_data_dir}')
-  sub = tmp_path / 'tiny-imagenet-200-ten'
-  sub.mkdir(parents=True)
-  with open(os.path.join(root, 'wnids.txt')) as f:
-    wnids = sorted(line.strip() for line in f if line.strip())[:10]
-  (sub / 'wnids.txt').write_text('\n'.join(wnids) + '\n')
-  for part in ('train', 'val', 'words.txt'):
-    if os.path.exists(os.path.join(root, part)):
-      os.symlink(os.path.join(root, part), sub / part)
-  return tmp_path
-
-
 def test_real_tiny_imagenet_box_probe_and_object_crops(real_data_dir,
                                                        tmp_path):
-  data_dir = _ten_class_tiny_imagenet(real_data_dir, tmp_path / 'data')
+  data_dir = few_class_tiny_imagenet(real_data_dir, tmp_path / 'data', 10)
   c = _eval_config(datasets='tiny_imagenet', box_probe=True,
                    object_crops=True, knn_k='5,20', probe_max_iter=30,
                    batch_size=128, box_datasets='tiny_imagenet,voc2007?')
@@ -261,8 +246,8 @@ def test_real_tiny_imagenet_box_probe_and_object_crops(real_data_dir,
                           'tiny_imagenet_crops'}
   assert 'voc2007_boxes' in ev.skipped  # Not prepared here.
   per_class = len(os.listdir(os.path.join(
-      data_dir, 'tiny-imagenet-200-ten', 'train',
-      sorted(os.listdir(os.path.join(data_dir, 'tiny-imagenet-200-ten',
+      data_dir, 'tiny-imagenet-200-10', 'train',
+      sorted(os.listdir(os.path.join(data_dir, 'tiny-imagenet-200-10',
                                      'train')))[0], 'images')))
   b, cr = results['tiny_imagenet_boxes'], results['tiny_imagenet_crops']
   for r in (b, cr):

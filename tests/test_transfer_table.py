@@ -10,7 +10,7 @@ import jax
 import ml_collections
 import pytest
 
-from conftest import REPO
+from conftest import few_class_tiny_imagenet, REPO
 from ssl_pairs import checkpoint
 from ssl_pairs import sharding
 from ssl_pairs import train
@@ -31,24 +31,6 @@ def _module():
   return sys.modules[key]
 
 
-def _few_class_tiny_imagenet(real_data_dir, root_dir, classes=4):
-  """A data dir whose Tiny-ImageNet is the real one's first classes (boxes
-  included), as in tests/test_boxes.py."""
-  from ssl_pairs.data import sources  # pylint: disable=g-import-not-at-top
-  root = sources.find_tiny_imagenet(real_data_dir)
-  if root is None:
-    pytest.skip(f'no tiny-imagenet-200* in {real_data_dir}')
-  sub = root_dir / 'tiny-imagenet-200-few'
-  sub.mkdir(parents=True)
-  with open(os.path.join(root, 'wnids.txt')) as f:
-    wnids = sorted(line.strip() for line in f if line.strip())[:classes]
-  (sub / 'wnids.txt').write_text('\n'.join(wnids) + '\n')
-  for part in ('train', 'val', 'words.txt'):
-    if os.path.exists(os.path.join(root, part)):
-      os.symlink(os.path.join(root, part), sub / part)
-  return str(root_dir)
-
-
 def _args(tmp_path, data_dir, npz, runs, **kw):
   a = dict(runs=runs, out=str(tmp_path / 'out'), records='',
            scratch=str(tmp_path / 'scratch'), collect_only=False, force=False,
@@ -63,7 +45,7 @@ def _args(tmp_path, data_dir, npz, runs, **kw):
 def test_records_and_table_equal_the_evaluator(smoke_config, synthetic_npz,
                                                real_data_dir, tmp_path):
   tt = _module()
-  data_dir = _few_class_tiny_imagenet(real_data_dir, tmp_path / 'data')
+  data_dir = few_class_tiny_imagenet(real_data_dir, tmp_path / 'data', 4)
   workdir = str(tmp_path / 'runs' / 'ps')
   # The run's own evaluation (and its untrained one) with the protocol of
   # the program's: the records are checked against them.

@@ -22,7 +22,6 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from absl import flags
-from absl import logging
 
 from launch import records
 from launch import studies as studies_lib
@@ -383,7 +382,6 @@ def main(argv, study: Optional[studies_lib.Study] = None):
   """The program of ``launch/run_study.py`` (and of a study's own CLI, which
   passes its ``study``)."""
   del argv
-  logging.set_verbosity(logging.WARNING)
   fv = flags.FLAGS
   if fv.list:
     list_studies()

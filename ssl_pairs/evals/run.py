@@ -223,7 +223,7 @@ def _history_key(name, r):
                      r.get('protocol')], sort_keys=True)
 
 
-def _atomic_write(path: str, text: str) -> None:
+def atomic_write(path: str, text: str) -> None:
   """Writes ``path`` through a temporary file and a rename, so a failed write
   (a full disk) leaves the old file whole; a failure is one sentence."""
   tmp = f'{path}.tmp{os.getpid()}'
@@ -264,7 +264,7 @@ def write_report(workdir: str, results: Dict[str, Dict[str, object]],
   report.update(info)
   report.setdefault('results', {}).update(results)
   report['history'] = history
-  _atomic_write(path, json.dumps(report, indent=2, sort_keys=True))
+  atomic_write(path, json.dumps(report, indent=2, sort_keys=True))
   lines = [f'# Evaluation of {report.get("run", workdir)}', '',
            f'- checkpoint step: {report.get("step", "-")}',
            f'- training wall-clock time: '
@@ -291,7 +291,7 @@ def write_report(workdir: str, results: Dict[str, Dict[str, object]],
                    f' | {h.get("n_train", "-")} / {h.get("n_test", "-")} | '
                    f'{protocol_text(h.get("protocol"))} |')
     lines.append('')
-  _atomic_write(os.path.join(workdir, 'eval.md'), '\n'.join(lines))
+  atomic_write(os.path.join(workdir, 'eval.md'), '\n'.join(lines))
   return report
 
 

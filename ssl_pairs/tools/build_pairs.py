@@ -34,7 +34,6 @@ import os
 
 
 from absl import flags
-from absl import logging
 
 from ssl_pairs.data import pairs as pairs_lib
 from ssl_pairs.data import sources as sources_lib
@@ -102,7 +101,6 @@ def write_curated(source, out_dir):
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
   if _CURATE.value:
     curate_lib.parse_spec(_CURATE.value)  # A bad spec fails before any work.
     if _MATCH.value != 'images':

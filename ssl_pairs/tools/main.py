@@ -23,7 +23,6 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -107,10 +106,6 @@ def enable_compilation_cache(jax, directory: str) -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  if not flags.FLAGS['verbosity'].present:
-    # Orbax and grain log every save and read at INFO; keep the terminal for
-    # the progress bar and our status lines (pass --verbosity=0 to see them).
-    logging.set_verbosity(logging.WARNING)
   import jax  # pylint: disable=g-import-not-at-top
   if _COMPILATION_CACHE.value and not os.environ.get(
       'JAX_COMPILATION_CACHE_DIR'):
