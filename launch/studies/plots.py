@@ -6,7 +6,7 @@ from typing import Callable, Dict, Sequence, Tuple
 from launch import cpu_scale
 
 
-def _pyplot():
+def pyplot():
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -26,7 +26,7 @@ def bars(*, group: str, hue: str, hues: Sequence[Tuple[str, float]],
   its ``hue`` label's offset (``hues``: (label, offset)); the records
   ``floor`` picks are dotted/dashed horizontal lines instead."""
   def draw(results, path):
-    plt = _pyplot()
+    plt = pyplot()
     groups = list(dict.fromkeys(r[group] for r in results.values()
                                 if not floor(r)))
     fig, ax = plt.subplots(figsize=(1.2 * len(groups) + 2, 3.6))
@@ -58,7 +58,7 @@ def curves(*, key: str, colour: str, style: str, styles: Dict[str, str],
   step, one line per record: its ``colour`` label picks the colour, its
   ``style`` label the line style (``styles``; ':' otherwise)."""
   def draw(results, path):
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     colours = {}
     for r in results.values():
