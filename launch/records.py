@@ -26,9 +26,19 @@ CURVE_KEYS = ('loss', 'embed_rank', 'embed_std', 'queue_cos_newest',
 CURVE_EVERY = 10
 
 
-def file_sha256(path: str) -> str:
+def file_sha256(path: str):
+  """The file's SHA-256; None for no file ('': a run without a pair file,
+  as augmented pairs straight from a dataset or temporal pairs)."""
+  if not path:
+    return None
   with open(path, 'rb') as f:
     return hashlib.sha256(f.read()).hexdigest()
+
+
+def pair_file_of(config: dict) -> str:
+  """The pair file a run reads ('' when its pairs come from elsewhere)."""
+  data = config['data']
+  return data.get('pair_file', '') if data.get('pairs') == 'pair_file' else ''
 
 
 def commit() -> str:
@@ -77,7 +87,7 @@ def make_record(run_dir, name, record_dir, commit, extra=None,
       'loss': (first.get('loss'), last.get('loss')),
       'rank': (first.get('embed_rank'), last.get('embed_rank')),
       'curve': curve,
-      'pair_file_sha256': file_sha256(config['data']['pair_file']),
+      'pair_file_sha256': file_sha256(pair_file_of(config)),
       'commit': commit,
       'finished': datetime.datetime.fromtimestamp(
           os.path.getmtime(os.path.join(run_dir, 'eval.json')),
@@ -127,8 +137,11 @@ def check_record(record, config: dict, pair_file: str) -> None:
         f'{path} was trained with another config ({shown}); delete it, or '
         'pass another --out, to train this run again.')
   if record['pair_file_sha256'] != file_sha256(pair_file):
+    which = pair_file or 'no pair file'
+    if record['pair_file_sha256'] is None:
+      which = f'{pair_file} (it had no pair file)'
     raise UserError(
-        f'{path} was trained on other pairs than {pair_file}; delete it, or '
+        f'{path} was trained on other pairs than {which}; delete it, or '
         'pass another --out, to train this run again.')
 
 

@@ -42,40 +42,54 @@ def test_compare_pairs_writes_tables_curves_and_plot(synthetic_npz, tmp_path):
           f'--workdir={tmp_path / "runs"}']
   _run(args, tmp_path)
   assert os.stat(docs).st_mtime_ns == before
-  with open(tmp_path / 'runs' / 'semantic' / 'config.json') as f:
+  with open(tmp_path / 'runs' / 'simclr_sp' / 'config.json') as f:
     assert json.load(f)['model']['init'] == 'pytorch'  # The peer's init.
   with open(out / 'results.csv') as f:
     rows = list(csv.DictReader(f))
   arms = {(r['pairs'], float(r['epoch'])) for r in rows}
-  assert arms == {('random init', 0.0), ('semantic', 1.0), ('semantic', 2.0),
-                  ('augmented', 1.0), ('augmented', 2.0)}
+  assert arms == {(a, e) for a in ('semantic', 'augmented')
+                  for e in (0.0, 1.0, 2.0)}
   # Every table value is the run's own learning-curve number for that arm,
-  # epoch, dataset and metric (the random-init row: epoch 0 of either arm).
+  # epoch, dataset and metric (the last epoch: its final evaluation).
   curve = {}
-  for arm in ('semantic', 'augmented'):
-    with open(tmp_path / 'runs' / arm / 'eval_curve.jsonl') as f:
+  for arm, run in (('semantic', 'simclr_sp'), ('augmented', 'simclr_pa')):
+    with open(tmp_path / 'runs' / run / 'eval_curve.jsonl') as f:
       for line in f:
         point = json.loads(line)
-        name = 'random init' if point['step'] == 0 else arm
         for d, r in point['results'].items():
           for m, v in r.items():
-            curve[(name, point['epoch'], d, m)] = v
+            curve[(arm, point['epoch'], d, m)] = v
+    with open(tmp_path / 'runs' / run / 'eval.json') as f:
+      for d, r in json.load(f)['results'].items():
+        for m, v in r.items():
+          curve[(arm, 2.0, d, m)] = v
+  assert len(rows) == 2 * 3 * 3  # Arms × epochs × (probe, kNN@20, kNN@200).
   for r in rows:
     assert float(r['top1']) == pytest.approx(
         curve[(r['pairs'], float(r['epoch']), r['dataset'], r['metric'])])
+  # Both arms start from the same untrained encoder (same network, seed).
+  start = {r['pairs']: r['top1'] for r in rows
+           if float(r['epoch']) == 0 and r['metric'] == 'probe'}
+  assert start['semantic'] == start['augmented']
   text = (out / 'results.md').read_text()
-  assert '| augmented | 2 |' in text and 'Peer calibration' in text
-  assert 'model.init=pytorch' in text
+  assert '| augmented | 2 |' in text and 'lightly peer, semantic' in text
+  assert 'PS − PA by epoch' in text
+  ps = {float(r['epoch']): float(r['top1']) for r in rows
+        if r['pairs'] == 'semantic' and r['metric'] == 'probe'}
+  pa = {float(r['epoch']): float(r['top1']) for r in rows
+        if r['pairs'] == 'augmented' and r['metric'] == 'probe'}
+  gap = [l for l in text.splitlines() if l.startswith('| 2 | ')][0]
+  assert gap.split('|')[2].strip() == f'{ps[2.0] - pa[2.0]:+.2f}'
   assert (out / 'curve.png').stat().st_size > 10_000
   # Each finished arm left a committed record (with its learning curve): with
   # the arms' workdirs gone, a rerun trains nothing and rebuilds the same
   # table from the records.
   import shutil  # pylint: disable=g-import-not-at-top
-  for arm in ('semantic', 'augmented'):
-    record = json.loads((out / 'runs' / f'{arm}.json').read_text())
+  for arm, run in (('semantic', 'simclr_sp'), ('augmented', 'simclr_pa')):
+    record = json.loads((out / 'runs' / f'{run}.json').read_text())
     assert record['pairs'] == arm and record['seed'] == 0
     assert [p['epoch'] for p in record['eval_curve']] == [0.0, 1.0, 2.0]
-    shutil.rmtree(tmp_path / 'runs' / arm)
+    shutil.rmtree(tmp_path / 'runs' / run)
   again = _run(args, tmp_path)
   assert again.count('done (') == 2 and 'Pretraining' not in again
   assert (out / 'results.md').read_text() == text

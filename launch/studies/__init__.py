@@ -178,17 +178,27 @@ def results_csv(labels: Sequence[str],
 
 
 @dataclasses.dataclass(frozen=True)
+class Section:
+  """A part of results.md after the table: a '## title' heading and the
+  markdown lines ``lines(results, ctx)`` returns (a second table, a learning
+  curve by epoch); a section without lines is left out."""
+  title: str
+  lines: Callable[[Dict[str, Dict], Any], List[str]]
+
+
+@dataclasses.dataclass(frozen=True)
 class Table:
   """results.md (and results.csv): a title, a settings paragraph
   (``settings(ctx)``), one row per collected run in plan order, then
   ``reference_rows`` ({row label: {column header: value}}: the papers' or a
-  peer's numbers, '–' in the columns they lack)."""
+  peer's numbers, '–' in the columns they lack), then ``sections``."""
   title: str
   columns: Sequence[Column]
   csv: Csv
   settings: Optional[Callable[[Any], str]] = None
   reference_rows: Mapping[str, Mapping[str, Any]] = dataclasses.field(
       default_factory=dict)
+  sections: Sequence[Section] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -257,7 +257,7 @@ def execute(study, ctx, command_flags: Sequence[str] = ()) -> Optional[Dict]:
     head = f'[{i + 1}/{len(planned)}]'
     run_dir = os.path.join(ctx.workdir, run.name)
     config = configure(study, run, ctx)
-    pair_file = config.data.pair_file
+    pair_file = records.pair_file_of(config.to_dict())
     finished = os.path.exists(os.path.join(run_dir, 'eval.json'))
     if finished:
       record = records.make_record(run_dir, run.name, record_dir, commit,
@@ -329,6 +329,10 @@ def markdown(study, ctx, results, command: str, planned_names=()) -> str:
     lines += ['', f'Not trained yet ({len(missing)} of {len(planned_names)} '
               f'runs): {", ".join(missing)}. The same command trains them; '
               'the rows above are read from the records in [runs/](runs).']
+  for section in table.sections:
+    body = section.lines(results, ctx) if results else []
+    if body:
+      lines += ['', f'## {section.title}', '', *body]
   for plot in study.plots:
     if plot.caption:
       lines += ['', plot.caption]
