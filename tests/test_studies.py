@@ -233,6 +233,50 @@ def test_a_study_trains_records_skips_refuses_stale_records(synthetic_npz,
     runner.execute(study, ctx(collect_only=True))
 
 
+def test_measures_sections_and_page_name(synthetic_npz, tmp_path):
+  """A study's measure runs once per finished run (its result kept in the
+  record, not re-measured by a rerun), sections follow the table, and the
+  page and CSV take the study's page name."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  calls = []
+
+  def measure(run, run_dir, ctx):
+    del ctx
+    calls.append(run.name)
+    path = os.path.join(run_dir, 'metrics.jsonl')
+    if not os.path.exists(path):  # The untrained run.
+      return {'logged_steps': 0}
+    with open(path) as f:
+      return {'logged_steps': sum(1 for _ in f)}
+
+  base = _tiny_study(synthetic_npz)
+  table = dataclasses.replace(base.table, sections=[
+      s.Section('Steps', lambda results, ctx: [
+          f'- {n}: {r["measures"]["logged_steps"]}'
+          for n, r in results.items()]),
+      s.Section('Empty', lambda results, ctx: [])])
+  study = dataclasses.replace(base, page='tiny_table', measure=measure,
+                              table=table, plots=[])
+  work, out = tmp_path / 'runs', tmp_path / 'out'
+  ctx = lambda **v: runner.context(study, workdir=str(work), out=str(out),
+                                   seeds=['0'], **v)
+  results = runner.execute(study, ctx())
+  assert calls == ['random_init', 'semantic_seed0']
+  with open(work / 'semantic_seed0' / 'metrics.jsonl') as f:
+    steps = sum(1 for _ in f)
+  assert steps > 0
+  assert results['semantic_seed0']['measures'] == {'logged_steps': steps}
+  assert results['random_init']['measures'] == {'logged_steps': 0}
+  assert sorted(os.listdir(out)) == ['runs', 'tiny_table.csv',
+                                     'tiny_table.md']
+  md = (out / 'tiny_table.md').read_text()
+  assert f'## Steps\n\n- random_init: 0\n- semantic_seed0: {steps}\n' in md
+  assert '## Empty' not in md
+  runner.execute(study, ctx())  # Finished workdirs: records rewritten...
+  runner.execute(study, ctx(collect_only=True))
+  assert calls == ['random_init', 'semantic_seed0']  # ... not re-measured.
+
+
 def test_committed_compare_methods_page_rerenders_byte_for_byte(
     real_data_dir, tmp_path):
   """--collect_only rebuilds docs/compare_methods/results.md and .csv from

@@ -238,6 +238,13 @@ class Study:
       the scale's name); another --workdir writes to <workdir>/report.
     command: the program the page's Command line names.
     prefix: config.name is '<prefix>-<run name>'.
+    page: the file stem of the page and its CSV (``<out>/<page>.md``,
+      ``<page>.csv``; default 'results'), so several studies can share one
+      ``out`` folder (the reproduce tables).
+    measure: ``measure(run, run_dir, ctx) -> dict``: measurements of a
+      finished run beyond its eval.json (an invariance score, a miner's pair
+      precision), taken once from its workdir and kept in its record as
+      ``record['measures']``.
   """
   name: str
   doc: str
@@ -255,6 +262,8 @@ class Study:
   out: str = ''
   command: str = ''
   prefix: str = ''
+  page: str = 'results'
+  measure: Optional[Callable[[Run, str, Any], Dict[str, Any]]] = None
 
   def __post_init__(self):
     for field, value in (('workdir', f'runs/{self.name}'),

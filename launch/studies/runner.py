@@ -238,6 +238,18 @@ def _state(run_dir, record, config, pair_file) -> str:
   return 'to train'
 
 
+def _measured(study, run, run_dir, record, record_dir, ctx) -> Dict:
+  """The record with the study's ``measures`` of the run: kept from the
+  committed record of the same finished run, else measured now."""
+  if study.measure is None:
+    return record
+  old = records.load_record(record_dir, run.name)
+  if (old is not None and 'measures' in old
+      and old.get('finished') == record['finished']):
+    return dict(record, measures=old['measures'])
+  return dict(record, measures=study.measure(run, run_dir, ctx))
+
+
 def execute(study, ctx, command_flags: Sequence[str] = ()) -> Optional[Dict]:
   """Plans, trains (unless ctx.collect_only or ctx.dry_run), records,
   collects and renders; returns the collected records (None for a dry
@@ -276,7 +288,8 @@ def execute(study, ctx, command_flags: Sequence[str] = ()) -> Optional[Dict]:
       # committed record.
       records.check_record(record, config.to_dict(), pair_file)
       if finished:
-        records.write_record(record, record_dir)
+        records.write_record(_measured(study, run, run_dir, record,
+                                       record_dir, ctx), record_dir)
     if ctx.collect_only:
       continue
     if record is not None:
@@ -291,10 +304,11 @@ def execute(study, ctx, command_flags: Sequence[str] = ()) -> Optional[Dict]:
       train.evaluate_init(config, run_dir)
     else:
       train.run(config, run_dir)
-    records.write_record(
-        records.make_record(run_dir, run.name, record_dir, commit,
-                            extra=labels(study, run, ctx),
-                            allow_no_steps=run.untrained), record_dir)
+    record = records.make_record(run_dir, run.name, record_dir, commit,
+                                 extra=labels(study, run, ctx),
+                                 allow_no_steps=run.untrained)
+    records.write_record(_measured(study, run, run_dir, record, record_dir,
+                                   ctx), record_dir)
   if ctx.dry_run:
     print(f'{to_train} of {len(planned)} runs to train or resume; records in '
           f'{record_dir}.')
@@ -304,7 +318,7 @@ def execute(study, ctx, command_flags: Sequence[str] = ()) -> Optional[Dict]:
          [r.name for r in planned])
   print(f'Done in {format_seconds(time.time() - t0)}; {len(results)} of '
         f'{len(planned)} runs collected; see '
-        f'{os.path.join(ctx.out, "results.md")}')
+        f'{os.path.join(ctx.out, study.page + ".md")}')
   return results
 
 
@@ -344,13 +358,14 @@ def render(study, ctx, results, command: str, planned_names=()) -> None:
   """Writes results.csv, results.md and the plots (when there are records)
   in ``ctx.out``."""
   os.makedirs(ctx.out, exist_ok=True)
-  with open(os.path.join(ctx.out, 'results.csv'), 'w', newline='') as f:
+  with open(os.path.join(ctx.out, f'{study.page}.csv'), 'w',
+            newline='') as f:
     w = csv.writer(f)
     w.writerow(study.table.csv.header)
     for r in results.values():
       for row in study.table.csv.rows(r):
         w.writerow(row)
-  with open(os.path.join(ctx.out, 'results.md'), 'w') as f:
+  with open(os.path.join(ctx.out, f'{study.page}.md'), 'w') as f:
     f.write(markdown(study, ctx, results, command, planned_names))
   if results:
     for plot in study.plots:
