@@ -171,7 +171,7 @@ def gain_cell(r, results) -> str:
                            else '')
 
 
-def _span(pair, digits):
+def span(pair, digits):
   """'first → last', or '–' for a run without training steps."""
   if pair[0] is None:
     return '–'
@@ -211,9 +211,9 @@ TABLE = s.Table(
         s.label('method'), s.label('pairs'),
         *(s.metric(d, m) for d, m in COLUMNS),
         s.Column('gain', gain_cell),
-        s.Column('loss first → last', lambda r, _: _span(r['loss'], 3)),
+        s.Column('loss first → last', lambda r, _: span(r['loss'], 3)),
         s.Column('effective rank first → last',
-                 lambda r, _: _span(r['rank'], 1)),
+                 lambda r, _: span(r['rank'], 1)),
         s.Column('train wall time', lambda r, _: (
             '–' if r['method'] == BASELINE
             else format_seconds(r['train_seconds']))),

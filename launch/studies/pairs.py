@@ -118,11 +118,6 @@ def _cell(value, digits=2, sign=False):
   return '–' if value is None else f'{value:{"+" if sign else ""}.{digits}f}'
 
 
-def _span(pair, digits):
-  return '–' if pair[0] is None else (f'{pair[0]:.{digits}f} → '
-                                      f'{pair[1]:.{digits}f}')
-
-
 def _curve_keys(results, metrics=METRICS):
   """(dataset, metric) of the collected records' evaluations, in order."""
   keys = {}
@@ -250,9 +245,9 @@ def make(name, doc, title, *, epochs, every, workdir, out, command=''):
               s.label('pairs'),
               *(s.metric(d, m) for d, m in CURVE),
               s.Column('loss first → last',
-                       lambda r, _: _span(r['loss'], 3)),
+                       lambda r, _: methods.span(r['loss'], 3)),
               s.Column('effective rank first → last',
-                       lambda r, _: _span(r['rank'], 1)),
+                       lambda r, _: methods.span(r['rank'], 1)),
               s.Column('train wall time',
                        lambda r, _: format_seconds(r['train_seconds']))],
           reference_rows=CALIBRATION,
